@@ -1,0 +1,324 @@
+// Package config is the only reader of command-line flags and VAULTCRUX_*
+// environment variables. A Config is parsed once in run and passed down;
+// nothing below it reads the environment.
+//
+// Precedence: flag, then environment, then default. Every secret setting
+// also has a …_FILE form naming a file that a secrets agent renders; the
+// secret itself is never a flag (it would show in the process list) and a
+// Config is logged or printed only through Redacted.
+package config
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"net"
+	"net/netip"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/vaultcrux/vaultcrux"
+)
+
+// Config is the effective configuration of a vaultcrux process.
+type Config struct {
+	Listen          string
+	DataDir         string
+	BootstrapTenant vaultcrux.TenantID
+
+	// DatabaseURL selects PostgreSQL when set; empty means the embedded
+	// SQLite database in DataDir. It is a secret (it may hold a password).
+	DatabaseURL     string
+	DatabaseURLFile string
+
+	// APIKeyPepperFile holds the server secret keyed into API key hashes.
+	// Default: DataDir/keys/api-key-pepper, created on first start.
+	APIKeyPepperFile string
+
+	OpsAllowlist   []netip.Prefix
+	TrustedProxies []netip.Prefix
+
+	BodyLimit       int64
+	IngestBodyLimit int64
+
+	ReadHeaderTimeout time.Duration
+	ReadTimeout       time.Duration
+	WriteTimeout      time.Duration
+	IdleTimeout       time.Duration
+	ShutdownTimeout   time.Duration
+
+	// AuthCacheTTL bounds how long a verified API key record is reused
+	// without asking the store: the longest a revocation made by another
+	// process (CLI, replica) takes to be seen here.
+	AuthCacheTTL time.Duration
+
+	LogLevel string
+}
+
+// DefaultOpsAllowlist is the tailnet ranges (Tailscale CGNAT and ULA).
+// Loopback is deliberately not in it: a local process is not an operator.
+var DefaultOpsAllowlist = []netip.Prefix{
+	netip.MustParsePrefix("100.64.0.0/10"),
+	netip.MustParsePrefix("fd7a:115c:a1e0::/48"),
+}
+
+// Default returns the defaults.
+func Default() Config {
+	return Config{
+		Listen:            "127.0.0.1:14333",
+		DataDir:           "./data",
+		BootstrapTenant:   "default",
+		OpsAllowlist:      append([]netip.Prefix(nil), DefaultOpsAllowlist...),
+		BodyLimit:         1 << 20,
+		IngestBodyLimit:   8 << 20,
+		ReadHeaderTimeout: 5 * time.Second,
+		ReadTimeout:       30 * time.Second,
+		WriteTimeout:      60 * time.Second,
+		IdleTimeout:       120 * time.Second,
+		ShutdownTimeout:   20 * time.Second,
+		AuthCacheTTL:      time.Second,
+		LogLevel:          "info",
+	}
+}
+
+// setting describes one configuration value: its flag name, its env
+// variable and how to parse it into the Config.
+type setting struct {
+	flag, env, usage string
+	secret           bool // no flag; env only (and its _FILE form)
+	set              func(c *Config, v string) error
+	get              func(c *Config) string
+}
+
+var settings = []setting{
+	{flag: "listen", env: "VAULTCRUX_LISTEN", usage: "address to listen on",
+		set: func(c *Config, v string) error { c.Listen = v; return nil },
+		get: func(c *Config) string { return c.Listen }},
+	{flag: "data-dir", env: "VAULTCRUX_DATA_DIR", usage: "data directory (SQLite database, local keys)",
+		set: func(c *Config, v string) error { c.DataDir = v; return nil },
+		get: func(c *Config) string { return c.DataDir }},
+	{flag: "bootstrap-tenant", env: "VAULTCRUX_BOOTSTRAP_TENANT", usage: "tenant created on an empty data dir",
+		set: func(c *Config, v string) error {
+			if !vaultcrux.ValidTenantID(v) {
+				return fmt.Errorf("invalid tenant id %q: use 1-63 of a-z 0-9 - _", v)
+			}
+			c.BootstrapTenant = vaultcrux.TenantID(v)
+			return nil
+		},
+		get: func(c *Config) string { return string(c.BootstrapTenant) }},
+	{env: "VAULTCRUX_DATABASE_URL", secret: true, usage: "PostgreSQL URL; empty selects embedded SQLite",
+		set: func(c *Config, v string) error { c.DatabaseURL = v; return nil },
+		get: func(c *Config) string { return c.DatabaseURL }},
+	{flag: "api-key-pepper-file", env: "VAULTCRUX_API_KEY_PEPPER_FILE", usage: "file holding the API key pepper (base64); default <data-dir>/keys/api-key-pepper",
+		set: func(c *Config, v string) error { c.APIKeyPepperFile = v; return nil },
+		get: func(c *Config) string { return c.APIKeyPepperFile }},
+	{flag: "ops-allowlist", env: "VAULTCRUX_OPS_ALLOWLIST", usage: "comma-separated CIDRs allowed to read /metrics and /build-info without a key (\"none\" for empty)",
+		set: func(c *Config, v string) (err error) { c.OpsAllowlist, err = parsePrefixes(v); return err },
+		get: func(c *Config) string { return formatPrefixes(c.OpsAllowlist) }},
+	{flag: "trusted-proxies", env: "VAULTCRUX_TRUSTED_PROXIES", usage: "comma-separated CIDRs of proxies whose X-Forwarded-For is believed",
+		set: func(c *Config, v string) (err error) { c.TrustedProxies, err = parsePrefixes(v); return err },
+		get: func(c *Config) string { return formatPrefixes(c.TrustedProxies) }},
+	{flag: "body-limit", env: "VAULTCRUX_BODY_LIMIT", usage: "request body limit in bytes",
+		set: func(c *Config, v string) (err error) { c.BodyLimit, err = parseSize(v); return err },
+		get: func(c *Config) string { return strconv.FormatInt(c.BodyLimit, 10) }},
+	{flag: "ingest-body-limit", env: "VAULTCRUX_INGEST_BODY_LIMIT", usage: "ingest request body limit in bytes",
+		set: func(c *Config, v string) (err error) { c.IngestBodyLimit, err = parseSize(v); return err },
+		get: func(c *Config) string { return strconv.FormatInt(c.IngestBodyLimit, 10) }},
+	durationSetting("read-header-timeout", "VAULTCRUX_READ_HEADER_TIMEOUT", func(c *Config) *time.Duration { return &c.ReadHeaderTimeout }),
+	durationSetting("read-timeout", "VAULTCRUX_READ_TIMEOUT", func(c *Config) *time.Duration { return &c.ReadTimeout }),
+	durationSetting("write-timeout", "VAULTCRUX_WRITE_TIMEOUT", func(c *Config) *time.Duration { return &c.WriteTimeout }),
+	durationSetting("idle-timeout", "VAULTCRUX_IDLE_TIMEOUT", func(c *Config) *time.Duration { return &c.IdleTimeout }),
+	durationSetting("shutdown-timeout", "VAULTCRUX_SHUTDOWN_TIMEOUT", func(c *Config) *time.Duration { return &c.ShutdownTimeout }),
+	durationSetting("auth-cache-ttl", "VAULTCRUX_AUTH_CACHE_TTL", func(c *Config) *time.Duration { return &c.AuthCacheTTL }),
+	{flag: "log-level", env: "VAULTCRUX_LOG_LEVEL", usage: "debug, info, warn or error",
+		set: func(c *Config, v string) error {
+			switch v {
+			case "debug", "info", "warn", "error":
+				c.LogLevel = v
+				return nil
+			}
+			return fmt.Errorf("log level %q: want debug, info, warn or error", v)
+		},
+		get: func(c *Config) string { return c.LogLevel }},
+}
+
+func durationSetting(name, env string, field func(*Config) *time.Duration) setting {
+	return setting{flag: name, env: env, usage: name + " (Go duration, e.g. 5s)",
+		set: func(c *Config, v string) error {
+			d, err := time.ParseDuration(v)
+			if err != nil || d < 0 {
+				return fmt.Errorf("%s: want a non-negative duration such as 5s", name)
+			}
+			*field(c) = d
+			return nil
+		},
+		get: func(c *Config) string { return field(c).String() }}
+}
+
+// ReadFile reads a …_FILE secret; injected so that tests need no files.
+type ReadFile func(path string) ([]byte, error)
+
+// Parse registers every setting on fs, parses args (flags may come before
+// or after positional arguments), and layers flags over env (getenv) over
+// Default. It returns the validated Config and the positional arguments.
+func Parse(fs *flag.FlagSet, args []string, getenv func(string) string, readFile ReadFile) (*Config, []string, error) {
+	c := Default()
+	flagVals := map[string]*string{}
+	for _, s := range settings {
+		if s.flag != "" {
+			flagVals[s.flag] = fs.String(s.flag, s.get(&c), s.usage+" (env "+s.env+")")
+		}
+	}
+	var positional []string
+	for {
+		if err := fs.Parse(args); err != nil {
+			return nil, nil, err
+		}
+		if fs.NArg() == 0 {
+			break
+		}
+		positional = append(positional, fs.Arg(0))
+		args = fs.Args()[1:]
+	}
+	setFlags := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { setFlags[f.Name] = true })
+
+	for _, s := range settings {
+		var v string
+		var have bool
+		switch {
+		case s.flag != "" && setFlags[s.flag]:
+			v, have = *flagVals[s.flag], true
+		case getenv(s.env) != "":
+			v, have = getenv(s.env), true
+		case s.secret && getenv(s.env+"_FILE") != "":
+			b, err := readFile(getenv(s.env + "_FILE"))
+			if err != nil {
+				return nil, nil, fmt.Errorf("%s_FILE: %w", s.env, err)
+			}
+			v, have = strings.TrimRight(string(b), "\r\n"), true
+			if s.env == "VAULTCRUX_DATABASE_URL" {
+				c.DatabaseURLFile = getenv(s.env + "_FILE")
+			}
+		}
+		if s.secret && getenv(s.env) != "" && getenv(s.env+"_FILE") != "" {
+			return nil, nil, fmt.Errorf("set only one of %s and %s_FILE", s.env, s.env)
+		}
+		if !have {
+			continue
+		}
+		if err := s.set(&c, v); err != nil {
+			return nil, nil, err
+		}
+	}
+	if err := c.Validate(); err != nil {
+		return nil, nil, err
+	}
+	return &c, positional, nil
+}
+
+// Validate checks cross-field rules.
+func (c *Config) Validate() error {
+	var errs []error
+	if c.DataDir == "" {
+		errs = append(errs, errors.New("data-dir must not be empty"))
+	}
+	if _, _, err := net.SplitHostPort(c.Listen); err != nil {
+		errs = append(errs, fmt.Errorf("listen %q: %v", c.Listen, err))
+	}
+	if c.BodyLimit < 1024 || c.IngestBodyLimit < c.BodyLimit {
+		errs = append(errs, errors.New("body-limit must be ≥ 1024 and ingest-body-limit ≥ body-limit"))
+	}
+	if c.ReadHeaderTimeout <= 0 || c.IdleTimeout <= 0 {
+		errs = append(errs, errors.New("read-header-timeout and idle-timeout must be positive"))
+	}
+	if c.DatabaseURL != "" && !strings.HasPrefix(c.DatabaseURL, "postgres://") && !strings.HasPrefix(c.DatabaseURL, "postgresql://") {
+		errs = append(errs, errors.New("VAULTCRUX_DATABASE_URL must be a postgres:// URL"))
+	}
+	return errors.Join(errs...)
+}
+
+// PepperFile is the effective path of the API key pepper.
+func (c *Config) PepperFile() string {
+	if c.APIKeyPepperFile != "" {
+		return c.APIKeyPepperFile
+	}
+	return filepath.Join(c.DataDir, "keys", "api-key-pepper")
+}
+
+// SQLitePath is the path of the embedded database.
+func (c *Config) SQLitePath() string { return filepath.Join(c.DataDir, "vaultcrux.db") }
+
+// Backend is "postgres" when a database URL is set, else "sqlite".
+func (c *Config) Backend() string {
+	if c.DatabaseURL != "" {
+		return "postgres"
+	}
+	return "sqlite"
+}
+
+// Redacted returns the effective settings as name → value with every
+// secret replaced, fit for logs and `vaultcrux config`.
+func (c *Config) Redacted() map[string]string {
+	out := map[string]string{"backend": c.Backend(), "api_key_pepper_file": c.PepperFile()}
+	for _, s := range settings {
+		v := s.get(c)
+		if s.secret && v != "" {
+			v = "[REDACTED]"
+		}
+		out[s.env] = v
+	}
+	if c.DatabaseURLFile != "" {
+		out["VAULTCRUX_DATABASE_URL_FILE"] = c.DatabaseURLFile
+	}
+	return out
+}
+
+func parsePrefixes(v string) ([]netip.Prefix, error) {
+	v = strings.TrimSpace(v)
+	if v == "" || v == "none" {
+		return nil, nil
+	}
+	var out []netip.Prefix
+	for _, f := range strings.Split(v, ",") {
+		f = strings.TrimSpace(f)
+		p, err := netip.ParsePrefix(f)
+		if err != nil {
+			a, aerr := netip.ParseAddr(f)
+			if aerr != nil {
+				return nil, fmt.Errorf("bad CIDR %q", f)
+			}
+			p = netip.PrefixFrom(a, a.BitLen())
+		}
+		out = append(out, p.Masked())
+	}
+	return out, nil
+}
+
+func formatPrefixes(ps []netip.Prefix) string {
+	if len(ps) == 0 {
+		return "none"
+	}
+	s := make([]string, len(ps))
+	for i, p := range ps {
+		s[i] = p.String()
+	}
+	return strings.Join(s, ",")
+}
+
+func parseSize(v string) (int64, error) {
+	mult := int64(1)
+	switch {
+	case strings.HasSuffix(v, "MiB"):
+		mult, v = 1<<20, strings.TrimSuffix(v, "MiB")
+	case strings.HasSuffix(v, "KiB"):
+		mult, v = 1<<10, strings.TrimSuffix(v, "KiB")
+	}
+	n, err := strconv.ParseInt(strings.TrimSpace(v), 10, 64)
+	if err != nil || n <= 0 {
+		return 0, fmt.Errorf("size %q: want bytes, or a number with KiB/MiB", v)
+	}
+	return n * mult, nil
+}
