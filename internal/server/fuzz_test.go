@@ -1,0 +1,89 @@
+package server
+
+import (
+	"context"
+	"encoding/json"
+	"path/filepath"
+	"testing"
+
+	"github.com/vaultcrux/vaultcrux/internal/apikey"
+	"github.com/vaultcrux/vaultcrux/internal/config"
+	"github.com/vaultcrux/vaultcrux/internal/keyring"
+	"github.com/vaultcrux/vaultcrux/internal/store/sqlite"
+)
+
+func newBareServer(t testing.TB) *Server {
+	t.Helper()
+	st, err := sqlite.Open(context.Background(), filepath.Join(t.TempDir(), "db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	h, err := apikey.NewHasher(keyring.NewSecret(make([]byte, 32)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := config.Default()
+	s, err := New(Options{Config: &cfg, Store: st, Hasher: h})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+// FuzzCheckJSON: the body validator never panics, and whatever it accepts
+// is one valid JSON object without duplicate keys that decodes cleanly.
+func FuzzCheckJSON(f *testing.F) {
+	for _, s := range []string{
+		`{}`, `{"label":"a","role":"member"}`, `{"tenantId":"acme","label":"x"}`,
+		`{"a":{"b":[1,2,{"c":null}]},"d":true}`, `{"a":1,"a":2}`, `{"a":1,"A":2}`,
+		`[1]`, `"s"`, `{"a":1}{}`, `{"a":`, "{\"a\":\"\xff\"}", `{"tenantId":{"x":1}}`,
+		`{"a":[{"a":1,"a":2}]}`, ` {"x":1} `, `{"\u0061":1,"a":2}`,
+	} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, body []byte) {
+		info, err := checkJSON(body)
+		if err != nil {
+			return
+		}
+		var m map[string]json.RawMessage
+		if err := json.Unmarshal(body, &m); err != nil {
+			t.Fatalf("accepted %q, which is not one JSON object: %v", body, err)
+		}
+		if len(m) != len(info.keys) {
+			t.Fatalf("accepted %q with %d distinct keys but saw %d", body, len(m), len(info.keys))
+		}
+		if raw, ok := m["tenantId"]; ok {
+			var s string
+			if json.Unmarshal(raw, &s) != nil || info.tenantID == nil || *info.tenantID != s {
+				t.Fatalf("tenantId %s reported as %v", raw, info.tenantID)
+			}
+		} else if info.tenantID != nil {
+			t.Fatalf("reported tenantId %q absent from %q", *info.tenantID, body)
+		}
+	})
+}
+
+// FuzzDecode: the strict decoder, after checkJSON, never panics and never
+// accepts a body with a top-level key the request type does not declare.
+func FuzzDecode(f *testing.F) {
+	for _, s := range []string{`{"label":"a"}`, `{"label":"a","role":"owner","tenantId":"t"}`, `{"Label":"a"}`, `{"label":1}`, `{"x":1}`} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, body []byte) {
+		info, err := checkJSON(body)
+		if err != nil {
+			return
+		}
+		var v createKeyRequest
+		if err := decode(body, info.keys, &v); err != nil {
+			return
+		}
+		for _, k := range info.keys {
+			if k != "label" && k != "role" && k != "tenantId" {
+				t.Fatalf("decode accepted unknown key %q in %q", k, body)
+			}
+		}
+	})
+}

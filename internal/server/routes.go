@@ -1,0 +1,105 @@
+package server
+
+import (
+	"fmt"
+	"net/http"
+
+	"github.com/vaultcrux/vaultcrux/internal/authz"
+)
+
+// idem says how a route treats x-idempotency-key.
+type idem uint8
+
+const (
+	idemNone     idem = iota // safe method: the header is ignored
+	idemRequired             // mutation: 428 without it
+	idemOptional             // query-style POST: honoured when sent
+	idemExempt               // /frontdoor/auth/*
+)
+
+// bodyKind says what a route accepts as a body.
+type bodyKind uint8
+
+const (
+	bodyNone   bodyKind = iota // any body is refused
+	bodyJSON                   // a JSON object, limited to Config.BodyLimit
+	bodyIngest                 // a JSON object, limited to Config.IngestBodyLimit
+)
+
+// route is one entry of the route table.
+type route struct {
+	method  string
+	path    string // ServeMux pattern path, e.g. /v1/keys/{id}
+	perm    authz.Permission
+	idem    idem
+	body    bodyKind
+	handler func(*request) (*response, error)
+}
+
+// pattern is the route as the access log and metrics name it.
+func (rt route) pattern() string { return rt.method + " " + rt.path }
+
+// routeTable is the one list of routes. Nothing else registers a handler.
+func (s *Server) routeTable() []route {
+	return []route{
+		// Operations (contract §9).
+		{method: "GET", path: "/healthz", perm: authz.Public, handler: s.handleLive},
+		{method: "GET", path: "/livez", perm: authz.Public, handler: s.handleLive},
+		{method: "GET", path: "/readyz", perm: authz.Public, handler: s.handleReady},
+		{method: "GET", path: "/metrics", perm: authz.Ops, handler: s.handleMetrics},
+		{method: "GET", path: "/build-info", perm: authz.Ops, handler: s.handleBuildInfo},
+
+		// Identity.
+		{method: "GET", path: "/v1/auth/whoami", perm: authz.Read, handler: s.handleWhoami},
+
+		// API keys (contract §3): owner only.
+		{method: "POST", path: "/v1/keys", perm: authz.KeysManage, idem: idemRequired, body: bodyJSON, handler: s.handleCreateKey},
+		{method: "GET", path: "/v1/keys", perm: authz.KeysManage, handler: s.handleListKeys},
+		{method: "DELETE", path: "/v1/keys/{id}", perm: authz.KeysManage, idem: idemRequired, handler: s.handleRevokeKey},
+	}
+}
+
+// buildMux checks the table and registers it. A route without a valid
+// permission, or a mutation without an idempotency rule, is refused here
+// so that such a server never starts.
+func (s *Server) buildMux(routes []route) (*http.ServeMux, error) {
+	mux := http.NewServeMux()
+	seen := map[string]bool{}
+	for _, rt := range routes {
+		if err := checkRoute(rt); err != nil {
+			return nil, err
+		}
+		if seen[rt.pattern()] {
+			return nil, fmt.Errorf("route %s: registered twice", rt.pattern())
+		}
+		seen[rt.pattern()] = true
+		mux.Handle(rt.pattern(), s.routeHandler(rt))
+	}
+	mux.Handle("/", s.routeHandler(route{method: "*", path: "/", perm: authz.Public, handler: s.handleNotFound}))
+	return mux, nil
+}
+
+func checkRoute(rt route) error {
+	if !rt.perm.Valid() {
+		return fmt.Errorf("route %s: no permission declared", rt.pattern())
+	}
+	if rt.handler == nil {
+		return fmt.Errorf("route %s: no handler", rt.pattern())
+	}
+	switch rt.method {
+	case "GET", "HEAD":
+		if rt.idem != idemNone || rt.body != bodyNone {
+			return fmt.Errorf("route %s: safe methods take no body and no idempotency key", rt.pattern())
+		}
+	case "POST", "PUT", "PATCH", "DELETE":
+		if rt.idem == idemNone {
+			return fmt.Errorf("route %s: mutation without an idempotency rule", rt.pattern())
+		}
+		if rt.perm == authz.Public && rt.idem != idemExempt {
+			return fmt.Errorf("route %s: public mutation", rt.pattern())
+		}
+	default:
+		return fmt.Errorf("route %s: unsupported method", rt.pattern())
+	}
+	return nil
+}

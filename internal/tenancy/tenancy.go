@@ -1,0 +1,138 @@
+// Package tenancy provisions tenants and their API keys. It is the one
+// implementation behind the CLI (`vaultcrux tenant`, `vaultcrux key`), the
+// first-start bootstrap and the /v1/keys routes, so that every path that
+// creates or revokes a credential follows the same rules.
+//
+// A new key is returned once, as an apikey.Token, and never stored: the
+// store keeps its id and keyed hash only.
+package tenancy
+
+import (
+	"context"
+	"io"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/vaultcrux/vaultcrux"
+	"github.com/vaultcrux/vaultcrux/internal/apikey"
+	"github.com/vaultcrux/vaultcrux/internal/store"
+)
+
+// Provisioner creates tenants and keys.
+type Provisioner struct {
+	Store  store.Store
+	Hasher *apikey.Hasher
+	Now    func() time.Time
+	Rand   io.Reader
+}
+
+// CreateTenant creates tenant id with an owner key labelled label, in one
+// transaction: a tenant never exists without a way in.
+func (p *Provisioner) CreateTenant(ctx context.Context, id vaultcrux.TenantID, name string) (t *vaultcrux.Tenant, k *vaultcrux.APIKey, tok apikey.Token, err error) {
+	defer vaultcrux.Wrap(&err, "tenancy.CreateTenant")
+	if !vaultcrux.ValidTenantID(string(id)) {
+		return nil, nil, tok, vaultcrux.E(vaultcrux.Invalid, "tenant id must be 1-63 characters of a-z, 0-9, '-' and '_', starting with a letter or digit")
+	}
+	if name == "" {
+		name = string(id)
+	}
+	if err := checkLabel(name); err != nil {
+		return nil, nil, tok, err
+	}
+	now := p.Now().UTC().Truncate(time.Millisecond)
+	t = &vaultcrux.Tenant{ID: id, Name: name, CreatedAt: now}
+	k, tok, err = p.newKey(id, "owner (created with tenant)", vaultcrux.RoleOwner, now)
+	if err != nil {
+		return nil, nil, tok, err
+	}
+	err = p.Store.Tx(ctx, func(tx store.SystemTx) error {
+		if err := tx.CreateTenant(t); err != nil {
+			return err
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, nil, tok, err
+	}
+	// The tenant row must exist before its first key (foreign key); a
+	// failure here leaves a tenant without keys, which `vaultcrux key
+	// create` can repair, but never a key without a tenant.
+	err = p.Store.ForTenant(id).Tx(ctx, func(tx store.TenantTx) error { return tx.CreateAPIKey(k) })
+	if err != nil {
+		return nil, nil, tok, err
+	}
+	return t, k, tok, nil
+}
+
+// IssueKey creates a key with role and label in tenant id.
+func (p *Provisioner) IssueKey(ctx context.Context, ts store.TenantStore, label string, role vaultcrux.Role) (k *vaultcrux.APIKey, tok apikey.Token, err error) {
+	defer vaultcrux.Wrap(&err, "tenancy.IssueKey")
+	if err := checkLabel(label); err != nil {
+		return nil, tok, err
+	}
+	if _, ok := vaultcrux.ParseRole(string(role)); !ok {
+		return nil, tok, vaultcrux.E(vaultcrux.Invalid, "role must be owner, admin, member or viewer")
+	}
+	k, tok, err = p.newKey(ts.Tenant(), label, role, p.Now().UTC().Truncate(time.Millisecond))
+	if err != nil {
+		return nil, tok, err
+	}
+	if err := ts.Tx(ctx, func(tx store.TenantTx) error { return tx.CreateAPIKey(k) }); err != nil {
+		return nil, tok, err
+	}
+	return k, tok, nil
+}
+
+// RevokeKey revokes key id. Unless force is set, it refuses to revoke the
+// tenant's last active owner key (409 last_owner): over the API that would
+// lock the tenant out. The CLI, which has the data dir and can mint a new
+// owner key, may force it.
+func (p *Provisioner) RevokeKey(ctx context.Context, ts store.TenantStore, id string, force bool) (k *vaultcrux.APIKey, err error) {
+	defer vaultcrux.Wrap(&err, "tenancy.RevokeKey")
+	now := p.Now().UTC().Truncate(time.Millisecond)
+	err = ts.Tx(ctx, func(tx store.TenantTx) error {
+		cur, err := tx.GetAPIKey(id)
+		if err != nil {
+			return err
+		}
+		if !force && cur.Role == vaultcrux.RoleOwner && !cur.Revoked() {
+			owners, err := tx.LockActiveOwnerKeys()
+			if err != nil {
+				return err
+			}
+			if owners <= 1 {
+				return vaultcrux.E(vaultcrux.LastOwner, "this is the tenant's last active owner key; create another owner key before revoking it")
+			}
+		}
+		k, err = tx.RevokeAPIKey(id, now)
+		return err
+	})
+	return k, err
+}
+
+func (p *Provisioner) newKey(tenant vaultcrux.TenantID, label string, role vaultcrux.Role, now time.Time) (*vaultcrux.APIKey, apikey.Token, error) {
+	tok, err := apikey.Generate(p.Rand)
+	if err != nil {
+		return nil, tok, err
+	}
+	return &vaultcrux.APIKey{
+		ID:        tok.ID,
+		Tenant:    tenant,
+		Label:     label,
+		Role:      role,
+		Hash:      p.Hasher.Hash(tok),
+		CreatedAt: now,
+	}, tok, nil
+}
+
+// checkLabel accepts 1-200 characters of printable UTF-8.
+func checkLabel(s string) error {
+	if s == "" || len(s) > 200 || !utf8.ValidString(s) {
+		return vaultcrux.E(vaultcrux.Invalid, "label must be 1-200 characters of UTF-8")
+	}
+	if strings.IndexFunc(s, func(r rune) bool { return r < 0x20 || r == 0x7f }) >= 0 {
+		return vaultcrux.E(vaultcrux.Invalid, "label must not contain control characters")
+	}
+	return nil
+}
