@@ -1,0 +1,166 @@
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/vaultcrux/vaultcrux"
+	"github.com/vaultcrux/vaultcrux/internal/apikey"
+	"github.com/vaultcrux/vaultcrux/internal/config"
+	"github.com/vaultcrux/vaultcrux/internal/keyring"
+	"github.com/vaultcrux/vaultcrux/internal/server"
+	"github.com/vaultcrux/vaultcrux/internal/store"
+	"github.com/vaultcrux/vaultcrux/internal/tenancy"
+)
+
+// rlsChecker is implemented by the PostgreSQL store.
+type rlsChecker interface {
+	RLSBypassed(ctx context.Context) (bool, error)
+}
+
+func runServe(ctx context.Context, e *env, args []string) error {
+	cfg, pos, err := parseConfig(e, flag.NewFlagSet("serve", flag.ContinueOnError), args)
+	if err != nil {
+		return err
+	}
+	if len(pos) > 0 {
+		return fmt.Errorf("%w: serve takes no arguments", errUsage)
+	}
+	log := newLogger(cfg, e.stderr)
+	log.Info("starting", "config", cfg.Redacted(), "version", buildInfo().Version)
+
+	pepper, err := loadPepper(cfg)
+	if err != nil {
+		return fmt.Errorf("API key pepper: %w", err)
+	}
+	hasher, err := apikey.NewHasher(pepper)
+	if err != nil {
+		return err
+	}
+	st, err := openStore(ctx, cfg, true)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	if rc, ok := st.(rlsChecker); ok {
+		if bypass, err := rc.RLSBypassed(ctx); err != nil || bypass {
+			log.Warn("the database role bypasses row-level security (superuser or BYPASSRLS): tenant isolation rests on the application alone; connect as an ordinary role")
+		}
+	}
+
+	if err := bootstrap(ctx, e, cfg.BootstrapTenant, cfg.Listen, &tenancy.Provisioner{Store: st, Hasher: hasher, Now: time.Now, Rand: rand.Reader}); err != nil {
+		return err
+	}
+
+	srv, err := server.New(server.Options{
+		Config:    cfg,
+		Store:     st,
+		Hasher:    hasher,
+		Logger:    log,
+		BuildInfo: buildInfo(),
+		KeyCheck:  pepperCheck(cfg, pepper),
+	})
+	if err != nil {
+		return err
+	}
+	ln, err := net.Listen("tcp", cfg.Listen)
+	if err != nil {
+		return fmt.Errorf("listen: %w", err)
+	}
+	hs := &http.Server{
+		Handler:           srv.Handler(),
+		ReadHeaderTimeout: cfg.ReadHeaderTimeout,
+		ReadTimeout:       cfg.ReadTimeout,
+		WriteTimeout:      cfg.WriteTimeout,
+		IdleTimeout:       cfg.IdleTimeout,
+		MaxHeaderBytes:    64 << 10,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
+	bg, stopBG := context.WithCancel(context.WithoutCancel(ctx))
+	go srv.Run(bg)
+
+	errc := make(chan error, 1)
+	go func() { errc <- hs.Serve(ln) }()
+	fmt.Fprintf(e.stdout, "vaultcrux listening on http://%s\n", ln.Addr())
+	log.Info("listening", "addr", ln.Addr().String())
+
+	select {
+	case err := <-errc:
+		stopBG()
+		srv.Close()
+		return fmt.Errorf("serve: %w", err)
+	case <-ctx.Done():
+	}
+	log.Info("shutting down: draining requests", "timeout", cfg.ShutdownTimeout.String())
+	sctx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
+	defer cancel()
+	err = hs.Shutdown(sctx)
+	if serr := <-errc; serr != nil && !errors.Is(serr, http.ErrServerClosed) {
+		log.Error("serve", "error", serr.Error())
+	}
+	stopBG()
+	srv.Close()
+	if err != nil {
+		return fmt.Errorf("drain: %w", err)
+	}
+	log.Info("stopped")
+	return nil
+}
+
+// bootstrap creates the first tenant when the store has none, and prints
+// its owner key once. Concurrent replicas race on the tenant's primary
+// key; the loser finds the tenant and prints nothing.
+func bootstrap(ctx context.Context, e *env, id vaultcrux.TenantID, listen string, prov *tenancy.Provisioner) error {
+	var n int
+	err := prov.Store.Tx(ctx, func(tx store.SystemTx) error {
+		ts, err := tx.ListTenants()
+		n = len(ts)
+		return err
+	})
+	if err != nil || n > 0 {
+		return err
+	}
+	_, k, tok, err := prov.CreateTenant(ctx, id, "")
+	if vaultcrux.ErrorKind(err) == vaultcrux.Conflict {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("bootstrap tenant: %w", err)
+	}
+	fmt.Fprintf(e.stdout, `
+First start: created tenant %q with an owner API key (id %s).
+It is shown this once and stored only as a keyed hash; keep it somewhere safe:
+
+    %s
+
+Try it:
+
+    curl -s http://%s/v1/auth/whoami \
+      -H 'x-tenant-id: %s' -H 'x-api-key: %s'
+
+`, id, k.ID, tok.Reveal(), listen, id, tok.Reveal())
+	return nil
+}
+
+// pepperCheck makes /readyz prove that the key material still answers:
+// the pepper file is readable and still holds the pepper in use.
+func pepperCheck(cfg *config.Config, inUse keyring.Secret) func(context.Context) error {
+	path := cfg.PepperFile()
+	return func(context.Context) error {
+		cur, err := keyring.ReadSecretFile(path)
+		if err != nil {
+			return err
+		}
+		if !cur.Equal(inUse) {
+			return errors.New("pepper file changed since start")
+		}
+		return nil
+	}
+}
