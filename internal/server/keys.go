@@ -109,15 +109,17 @@ func (s *Server) handleRevokeKey(req *request) (*response, error) {
 	return &response{data: viewKey(k)}, nil
 }
 
+type whoami struct {
+	TenantID    vaultcrux.TenantID `json:"tenantId"`
+	PrincipalID string             `json:"principalId"`
+	KeyID       string             `json:"keyId"`
+	Role        vaultcrux.Role     `json:"role"`
+	AgentID     string             `json:"agentId"`
+}
+
 func (s *Server) handleWhoami(req *request) (*response, error) {
 	p := req.principal
-	return &response{data: map[string]any{
-		"tenantId":    string(p.Tenant),
-		"principalId": p.ID,
-		"keyId":       p.KeyID,
-		"role":        string(p.Role),
-		"agentId":     p.AgentID,
-	}}, nil
+	return &response{data: &whoami{TenantID: p.Tenant, PrincipalID: p.ID, KeyID: p.KeyID, Role: p.Role, AgentID: p.AgentID}}, nil
 }
 
 // validKeyID accepts the shape of a key id (16 lowercase base32 chars), so

@@ -55,7 +55,7 @@ func (s *Server) handleMetrics(req *request) (*response, error) {
 	rec := &rawRecorder{header: http.Header{}}
 	s.metricsHandler.ServeHTTP(rec, req.http)
 	out := &rendered{status: rec.status, header: map[string]string{}, body: rec.body.Bytes()}
-	for _, h := range []string{"content-type", "content-encoding"} {
+	for _, h := range []string{"Content-Type", "Content-Encoding"} {
 		if v := rec.header.Get(h); v != "" {
 			out.header[h] = v
 		}

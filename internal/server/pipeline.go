@@ -92,7 +92,7 @@ func (s *Server) outer(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
 		st := &reqState{id: s.requestID(r), ip: s.clientIP(r), route: "unmatched"}
-		w.Header().Set("x-request-id", st.id)
+		w.Header().Set("X-Request-Id", st.id)
 		rec := &recorder{ResponseWriter: w}
 		s.metrics.inFlight.Inc()
 		defer func() {
@@ -368,7 +368,7 @@ func (s *Server) runIdempotent(rt route, w http.ResponseWriter, req *request) {
 		s.writeError(w, req.state, vaultcrux.E(vaultcrux.Conflict, "a request with this idempotency key is still in progress; retry later"))
 		return
 	case !claimed:
-		w.Header().Set("idempotent-replay", "true")
+		w.Header().Set("Idempotent-Replay", "true")
 		s.writeRendered(w, rendered{status: existing.Response.Status, header: existing.Response.Header, body: existing.Response.Body})
 		return
 	}

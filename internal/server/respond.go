@@ -100,12 +100,12 @@ func (s *Server) render(st *reqState, resp *response, err error) rendered {
 	if resp.raw != nil {
 		return *resp.raw
 	}
-	out := rendered{status: resp.status, header: map[string]string{"content-type": "application/json"}}
+	out := rendered{status: resp.status, header: map[string]string{"Content-Type": "application/json"}}
 	if out.status == 0 {
 		out.status = http.StatusOK
 	}
 	if resp.receiptID != "" {
-		out.header["x-receipt-id"] = resp.receiptID
+		out.header["X-Receipt-Id"] = resp.receiptID
 	}
 	body, err := encodeJSON(okEnvelope{OK: true, Data: resp.data})
 	if err != nil {
@@ -141,10 +141,10 @@ func (s *Server) renderError(st *reqState, err error) rendered {
 			}
 		}
 	}
-	out := rendered{status: HTTPStatus(kind), header: map[string]string{"content-type": "application/json"}}
+	out := rendered{status: HTTPStatus(kind), header: map[string]string{"Content-Type": "application/json"}}
 	var ra *retryAfterError
 	if errors.As(err, &ra) && ra.seconds > 0 {
-		out.header["retry-after"] = strconv.Itoa(ra.seconds)
+		out.header["Retry-After"] = strconv.Itoa(ra.seconds)
 	}
 	body, jerr := encodeJSON(errEnvelope{OK: false, Error: obj})
 	if jerr != nil {
@@ -177,9 +177,10 @@ func (s *Server) writeRendered(w http.ResponseWriter, out rendered) {
 	for k, v := range out.header {
 		h.Set(k, v)
 	}
-	h.Set("cache-control", "no-store")
-	h.Set("x-content-type-options", "nosniff")
-	h.Set("content-length", strconv.Itoa(len(out.body)))
+	// Canonical spellings: Set then skips re-canonicalising (an allocation).
+	h.Set("Cache-Control", "no-store")
+	h.Set("X-Content-Type-Options", "nosniff")
+	h.Set("Content-Length", strconv.Itoa(len(out.body)))
 	w.WriteHeader(out.status)
 	_, _ = w.Write(out.body)
 }
