@@ -70,6 +70,10 @@ type TenantTx interface {
 	// ListAPIKeys returns up to limit keys ordered by id, starting after
 	// the id `after` ("" for the first page).
 	ListAPIKeys(after string, limit int) ([]*vaultcrux.APIKey, error)
+	// LockActiveOwnerKeys returns how many unrevoked owner keys the tenant
+	// has, locking them until the transaction ends so that two concurrent
+	// revocations cannot both see the other's key as still active.
+	LockActiveOwnerKeys() (int, error)
 	// RevokeAPIKey marks the key revoked at t. Revoking a revoked key
 	// keeps the first revocation time and is not an error.
 	RevokeAPIKey(id string, t time.Time) (*vaultcrux.APIKey, error)
