@@ -62,8 +62,9 @@ func countKeys(t *testing.T, e *vctest.Env, tenant string) int {
 	return n
 }
 
-func TestTenantIsolation(t *testing.T) {
-	e := vctest.New(t)
+func TestTenantIsolation(t *testing.T) { testTenantIsolation(t, vctest.New(t)) }
+
+func testTenantIsolation(t *testing.T, e *vctest.Env) {
 	keyA := e.Tenant("acme")
 	keyB := e.Tenant("globex")
 
@@ -130,8 +131,9 @@ func TestTenantIsolation(t *testing.T) {
 	}
 }
 
-func TestIdempotency(t *testing.T) {
-	e := vctest.New(t)
+func TestIdempotency(t *testing.T) { testIdempotency(t, vctest.New(t)) }
+
+func testIdempotency(t *testing.T, e *vctest.Env) {
 	key := e.Tenant("acme")
 	post := func(idem string, body any) *vctest.Response {
 		return e.Do(vctest.Request{Method: "POST", Path: "/v1/keys", Tenant: "acme", Key: key, Idem: idem, Body: body})
@@ -298,8 +300,9 @@ func TestRequestValidation(t *testing.T) {
 	})
 }
 
-func TestKeys(t *testing.T) {
-	e := vctest.New(t)
+func TestKeys(t *testing.T) { testKeys(t, vctest.New(t)) }
+
+func testKeys(t *testing.T, e *vctest.Env) {
 	owner := e.Tenant("acme")
 
 	r := e.Do(vctest.Request{Method: "POST", Path: "/v1/keys", Tenant: "acme", Key: owner, Idem: "c1", Body: map[string]string{"label": "agent one"}})
@@ -528,5 +531,46 @@ func TestErrorEnvelopeJSON(t *testing.T) {
 	}
 	if r.Header.Get("content-type") != "application/json" || r.Header.Get("cache-control") != "no-store" {
 		t.Errorf("headers = %v", r.Header)
+	}
+}
+
+func TestConcurrentLastOwnerRevocation(t *testing.T) {
+	testConcurrentLastOwnerRevocation(t, vctest.New(t))
+}
+
+// Two owner keys revoke each other at the same moment: exactly one may
+// succeed, or the tenant would be left with no owner key.
+func testConcurrentLastOwnerRevocation(t *testing.T, e *vctest.Env) {
+	for round := range 5 {
+		tenant := fmt.Sprintf("t%d", round)
+		k1 := e.Tenant(tenant)
+		k2, _ := e.Key(tenant, vaultcrux.RoleOwner)
+		id := func(k string) string { return strings.Split(k, "_")[1] }
+		var wg sync.WaitGroup
+		res := make([]*vctest.Response, 2)
+		for i, pair := range [][2]string{{k1, id(k2)}, {k2, id(k1)}} {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				res[i] = e.Do(vctest.Request{Method: "DELETE", Path: "/v1/keys/" + pair[1], Tenant: tenant, Key: pair[0], Idem: fmt.Sprint("x", i)})
+			}()
+		}
+		wg.Wait()
+		ok, lastOwner, unauth := 0, 0, 0
+		for _, r := range res {
+			switch {
+			case r.Status == 200:
+				ok++
+			case r.Code() == "last_owner":
+				lastOwner++
+			case r.Code() == "unauthenticated": // its own key was revoked first
+				unauth++
+			default:
+				t.Errorf("round %d: unexpected %d %s", round, r.Status, r.Raw)
+			}
+		}
+		if ok != 1 || lastOwner+unauth != 1 {
+			t.Fatalf("round %d: %d revocations succeeded (%d last_owner, %d unauthenticated); want exactly 1", round, ok, lastOwner, unauth)
+		}
 	}
 }

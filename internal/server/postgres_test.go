@@ -1,0 +1,35 @@
+package server_test
+
+import (
+	"context"
+	"testing"
+
+	"github.com/vaultcrux/vaultcrux/internal/store/postgres"
+	"github.com/vaultcrux/vaultcrux/internal/store/postgres/pgtest"
+	"github.com/vaultcrux/vaultcrux/internal/vctest"
+)
+
+func TestMain(m *testing.M) { pgtest.Main(m) }
+
+// TestOnPostgres runs the pipeline scenarios over PostgreSQL as an
+// ordinary role, so that row-level security is in force underneath.
+func TestOnPostgres(t *testing.T) {
+	open := func(t *testing.T) *vctest.Env {
+		db, err := postgres.Open(context.Background(), pgtest.DSN(t))
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { db.Close() })
+		if err := db.Migrate(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		if bypass, err := db.RLSBypassed(context.Background()); err != nil || bypass {
+			t.Fatalf("test role bypasses RLS (%v, %v): the scenarios would prove nothing", bypass, err)
+		}
+		return vctest.NewWithStore(t, db)
+	}
+	t.Run("TenantIsolation", func(t *testing.T) { testTenantIsolation(t, open(t)) })
+	t.Run("Idempotency", func(t *testing.T) { testIdempotency(t, open(t)) })
+	t.Run("Keys", func(t *testing.T) { testKeys(t, open(t)) })
+	t.Run("ConcurrentLastOwnerRevocation", func(t *testing.T) { testConcurrentLastOwnerRevocation(t, open(t)) })
+}
