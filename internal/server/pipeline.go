@@ -342,7 +342,7 @@ func (s *Server) runIdempotent(rt route, w http.ResponseWriter, req *request) {
 		return
 	}
 	scope := store.IdempotencyScope{Method: rt.method, Route: rt.path, Key: key}
-	now := s.now().UTC()
+	now := s.now().UTC().Truncate(time.Millisecond) // stores keep ms: the claim is matched by it
 	rec := &store.IdempotencyRecord{
 		Scope:       scope,
 		RequestHash: requestHash(req.http, req.body),
@@ -381,9 +381,9 @@ func (s *Server) runIdempotent(rt route, w http.ResponseWriter, req *request) {
 	ctx := context.WithoutCancel(req.ctx)
 	err = ts.Tx(ctx, func(tx store.TenantTx) error {
 		if out.status >= 500 {
-			return tx.ReleaseIdempotency(scope)
+			return tx.ReleaseIdempotency(rec)
 		}
-		return tx.FinishIdempotency(scope, &store.IdempotencyResponse{Status: out.status, Header: out.header, Body: out.body})
+		return tx.FinishIdempotency(rec, &store.IdempotencyResponse{Status: out.status, Header: out.header, Body: out.body})
 	})
 	if err != nil {
 		// The operation itself is done; the client gets its answer. A

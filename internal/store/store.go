@@ -84,11 +84,16 @@ type TenantTx interface {
 	// is still pending and was created before staleBefore (its request
 	// died); such a record is replaced by rec and claimed=true.
 	ClaimIdempotency(rec *IdempotencyRecord, now, staleBefore time.Time) (existing *IdempotencyRecord, claimed bool, err error)
-	// FinishIdempotency stores the response of a pending record.
-	FinishIdempotency(scope IdempotencyScope, resp *IdempotencyResponse) error
-	// ReleaseIdempotency deletes a pending record so that the request can
-	// be retried (the handler failed and wrote nothing).
-	ReleaseIdempotency(scope IdempotencyScope) error
+	// FinishIdempotency stores the response of the pending record that
+	// claimed (the record given to a successful ClaimIdempotency) created.
+	// Scope and CreatedAt identify the claim: if another request has taken
+	// the key over since (stale takeover), the record is not touched and
+	// the answer is NotFound.
+	FinishIdempotency(claimed *IdempotencyRecord, resp *IdempotencyResponse) error
+	// ReleaseIdempotency deletes the pending record of claimed, so that the
+	// request can be retried (the handler failed and wrote nothing). A
+	// record that is finished or belongs to a later claim is kept.
+	ReleaseIdempotency(claimed *IdempotencyRecord) error
 }
 
 // IdempotencyScope identifies an idempotency record within a tenant:

@@ -246,7 +246,8 @@ func (t *tenantTx) ClaimIdempotency(rec *store.IdempotencyRecord, now, staleBefo
 	return existing, false, nil
 }
 
-func (t *tenantTx) FinishIdempotency(sc store.IdempotencyScope, resp *store.IdempotencyResponse) (err error) {
+func (t *tenantTx) FinishIdempotency(claimed *store.IdempotencyRecord, resp *store.IdempotencyResponse) (err error) {
+	sc := claimed.Scope
 	defer vaultcrux.Wrap(&err, "postgres.FinishIdempotency")
 	header, err := json.Marshal(resp.Header)
 	if err != nil {
@@ -258,8 +259,8 @@ func (t *tenantTx) FinishIdempotency(sc store.IdempotencyScope, resp *store.Idem
 	}
 	tag, err := t.tx.Exec(t.ctx,
 		`UPDATE idempotency_keys SET status = $1, header_json = $2, body = $3
-		 WHERE tenant_id = $4 AND method = $5 AND route = $6 AND key = $7 AND status IS NULL`,
-		resp.Status, string(header), body, string(t.tenant), sc.Method, sc.Route, sc.Key)
+		 WHERE tenant_id = $4 AND method = $5 AND route = $6 AND key = $7 AND created_at = $8 AND status IS NULL`,
+		resp.Status, string(header), body, string(t.tenant), sc.Method, sc.Route, sc.Key, ms(claimed.CreatedAt))
 	if err != nil {
 		return err
 	}
@@ -269,12 +270,13 @@ func (t *tenantTx) FinishIdempotency(sc store.IdempotencyScope, resp *store.Idem
 	return nil
 }
 
-func (t *tenantTx) ReleaseIdempotency(sc store.IdempotencyScope) (err error) {
+func (t *tenantTx) ReleaseIdempotency(claimed *store.IdempotencyRecord) (err error) {
+	sc := claimed.Scope
 	defer vaultcrux.Wrap(&err, "postgres.ReleaseIdempotency")
 	_, err = t.tx.Exec(t.ctx,
 		`DELETE FROM idempotency_keys
-		 WHERE tenant_id = $1 AND method = $2 AND route = $3 AND key = $4 AND status IS NULL`,
-		string(t.tenant), sc.Method, sc.Route, sc.Key)
+		 WHERE tenant_id = $1 AND method = $2 AND route = $3 AND key = $4 AND created_at = $5 AND status IS NULL`,
+		string(t.tenant), sc.Method, sc.Route, sc.Key, ms(claimed.CreatedAt))
 	return err
 }
 

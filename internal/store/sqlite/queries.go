@@ -197,7 +197,8 @@ func (t *tenantTx) ClaimIdempotency(rec *store.IdempotencyRecord, now, staleBefo
 	return nil, true, nil
 }
 
-func (t *tenantTx) FinishIdempotency(sc store.IdempotencyScope, resp *store.IdempotencyResponse) (err error) {
+func (t *tenantTx) FinishIdempotency(claimed *store.IdempotencyRecord, resp *store.IdempotencyResponse) (err error) {
+	sc := claimed.Scope
 	defer vaultcrux.Wrap(&err, "sqlite.FinishIdempotency")
 	header, err := json.Marshal(resp.Header)
 	if err != nil {
@@ -209,8 +210,8 @@ func (t *tenantTx) FinishIdempotency(sc store.IdempotencyScope, resp *store.Idem
 	}
 	res, err := t.tx.ExecContext(t.ctx,
 		`UPDATE idempotency_keys SET status = ?, header_json = ?, body = ?
-		 WHERE tenant_id = ? AND method = ? AND route = ? AND key = ? AND status IS NULL`,
-		resp.Status, string(header), body, t.tenant, sc.Method, sc.Route, sc.Key)
+		 WHERE tenant_id = ? AND method = ? AND route = ? AND key = ? AND created_at = ? AND status IS NULL`,
+		resp.Status, string(header), body, t.tenant, sc.Method, sc.Route, sc.Key, millis(claimed.CreatedAt))
 	if err != nil {
 		return err
 	}
@@ -222,12 +223,13 @@ func (t *tenantTx) FinishIdempotency(sc store.IdempotencyScope, resp *store.Idem
 	return nil
 }
 
-func (t *tenantTx) ReleaseIdempotency(sc store.IdempotencyScope) (err error) {
+func (t *tenantTx) ReleaseIdempotency(claimed *store.IdempotencyRecord) (err error) {
+	sc := claimed.Scope
 	defer vaultcrux.Wrap(&err, "sqlite.ReleaseIdempotency")
 	_, err = t.tx.ExecContext(t.ctx,
 		`DELETE FROM idempotency_keys
-		 WHERE tenant_id = ? AND method = ? AND route = ? AND key = ? AND status IS NULL`,
-		t.tenant, sc.Method, sc.Route, sc.Key)
+		 WHERE tenant_id = ? AND method = ? AND route = ? AND key = ? AND created_at = ? AND status IS NULL`,
+		t.tenant, sc.Method, sc.Route, sc.Key, millis(claimed.CreatedAt))
 	return err
 }
 

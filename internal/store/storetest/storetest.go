@@ -524,9 +524,9 @@ func claim(t *testing.T, st store.Store, tenant string, rec *store.IdempotencyRe
 	return r
 }
 
-func finish(t *testing.T, st store.Store, tenant string, sc store.IdempotencyScope, resp *store.IdempotencyResponse) {
+func finish(t *testing.T, st store.Store, tenant string, claimed *store.IdempotencyRecord, resp *store.IdempotencyResponse) {
 	t.Helper()
-	tenTx(t, st, tenant, func(tx store.TenantTx) error { return tx.FinishIdempotency(sc, resp) })
+	tenTx(t, st, tenant, func(tx store.TenantTx) error { return tx.FinishIdempotency(claimed, resp) })
 }
 
 func checkClaim(t *testing.T, what string, got, want claimResult) {
@@ -555,7 +555,7 @@ func (s *suite) idempotencyTests() []test {
 		{"FinishThenReplay", func(t *testing.T) {
 			st := s.fresh(t)
 			claim(t, st, acme, pending(scope, "h1", t0), t0, stale)
-			finish(t, st, acme, scope, resp)
+			finish(t, st, acme, pending(scope, "h1", t0), resp)
 			want := pending(scope, "h1", t0)
 			want.Response = resp
 			checkClaim(t, "claim after finish", claim(t, st, acme, pending(scope, "h2", now), now, stale),
@@ -564,7 +564,7 @@ func (s *suite) idempotencyTests() []test {
 		{"FinishEmptyResponse", func(t *testing.T) {
 			st := s.fresh(t)
 			claim(t, st, acme, pending(scope, "h1", t0), t0, stale)
-			finish(t, st, acme, scope, &store.IdempotencyResponse{Status: 204})
+			finish(t, st, acme, pending(scope, "h1", t0), &store.IdempotencyResponse{Status: 204})
 			want := pending(scope, "h1", t0)
 			want.Response = &store.IdempotencyResponse{Status: 204}
 			checkClaim(t, "claim after empty finish", claim(t, st, acme, pending(scope, "h1", now), now, stale),
@@ -574,26 +574,26 @@ func (s *suite) idempotencyTests() []test {
 			st := s.fresh(t)
 			finishErr := func() error {
 				return st.ForTenant(acme).Tx(t.Context(), func(tx store.TenantTx) error {
-					return tx.FinishIdempotency(scope, resp)
+					return tx.FinishIdempotency(pending(scope, "h1", t0), resp)
 				})
 			}
 			checkKind(t, "FinishIdempotency(no record)", finishErr(), vaultcrux.NotFound)
 			claim(t, st, acme, pending(scope, "h1", t0), t0, stale)
-			finish(t, st, acme, scope, resp)
+			finish(t, st, acme, pending(scope, "h1", t0), resp)
 			checkKind(t, "FinishIdempotency(finished)", finishErr(), vaultcrux.NotFound)
 		}},
 		{"Release", func(t *testing.T) {
 			st := s.fresh(t)
-			release := func() {
-				tenTx(t, st, acme, func(tx store.TenantTx) error { return tx.ReleaseIdempotency(scope) })
+			release := func(claimed *store.IdempotencyRecord) {
+				tenTx(t, st, acme, func(tx store.TenantTx) error { return tx.ReleaseIdempotency(claimed) })
 			}
-			release() // nothing to release is fine
+			release(pending(scope, "h1", t0)) // nothing to release is fine
 			claim(t, st, acme, pending(scope, "h1", t0), t0, stale)
-			release()
+			release(pending(scope, "h1", t0))
 			checkClaim(t, "claim after release", claim(t, st, acme, pending(scope, "h2", now), now, stale),
 				claimResult{Claimed: true})
-			finish(t, st, acme, scope, resp)
-			release() // a finished record is kept
+			finish(t, st, acme, pending(scope, "h2", now), resp)
+			release(pending(scope, "h2", now)) // a finished record is kept
 			want := pending(scope, "h2", now)
 			want.Response = resp
 			checkClaim(t, "claim after releasing a finished record",
@@ -602,7 +602,7 @@ func (s *suite) idempotencyTests() []test {
 		{"Expired", func(t *testing.T) {
 			st := s.fresh(t)
 			claim(t, st, acme, pending(scope, "h1", t0), t0, stale)
-			finish(t, st, acme, scope, resp)
+			finish(t, st, acme, pending(scope, "h1", t0), resp)
 			expiry := t0.Add(24 * time.Hour)
 			old := pending(scope, "h1", t0)
 			old.Response = resp
@@ -629,10 +629,30 @@ func (s *suite) idempotencyTests() []test {
 				claim(t, st, acme, pending(scope, "h3", later), later, t0.Add(time.Millisecond)),
 				claimResult{Existing: next})
 		}},
+		{"StaleTakeoverFencesTheOldClaim", func(t *testing.T) {
+			// A request that outlived the stale window must not finish or
+			// release the claim of the request that took its key over.
+			st := s.fresh(t)
+			first := pending(scope, "h1", t0)
+			claim(t, st, acme, first, t0, stale)
+			later := t0.Add(20 * time.Minute)
+			next := pending(scope, "h1", later)
+			checkClaim(t, "takeover", claim(t, st, acme, next, later, later.Add(-10*time.Minute)), claimResult{Claimed: true})
+			err := st.ForTenant(acme).Tx(t.Context(), func(tx store.TenantTx) error { return tx.FinishIdempotency(first, resp) })
+			checkKind(t, "FinishIdempotency(superseded claim)", err, vaultcrux.NotFound)
+			tenTx(t, st, acme, func(tx store.TenantTx) error { return tx.ReleaseIdempotency(first) })
+			checkClaim(t, "after the old claim's finish and release",
+				claim(t, st, acme, pending(scope, "h1", later), later, stale), claimResult{Existing: next})
+			finish(t, st, acme, next, resp)
+			want := pending(scope, "h1", later)
+			want.Response = resp
+			checkClaim(t, "after the new claim's finish",
+				claim(t, st, acme, pending(scope, "h1", later), later, stale), claimResult{Existing: want})
+		}},
 		{"OldFinishedKept", func(t *testing.T) {
 			st := s.fresh(t)
 			claim(t, st, acme, pending(scope, "h1", t0), t0, stale)
-			finish(t, st, acme, scope, resp)
+			finish(t, st, acme, pending(scope, "h1", t0), resp)
 			later := t0.Add(time.Hour)
 			want := pending(scope, "h1", t0)
 			want.Response = resp
@@ -655,8 +675,8 @@ func (s *suite) idempotencyTests() []test {
 				checkClaim(t, fmt.Sprintf("claim of %s %v", o.tenant, o.scope),
 					claim(t, st, o.tenant, pending(o.scope, "h2", now), now, stale), claimResult{Claimed: true})
 			}
-			finish(t, st, bravo, scope, resp)
-			tenTx(t, st, bravo, func(tx store.TenantTx) error { return tx.ReleaseIdempotency(scope) })
+			finish(t, st, bravo, pending(scope, "h2", now), resp)
+			tenTx(t, st, bravo, func(tx store.TenantTx) error { return tx.ReleaseIdempotency(pending(scope, "h2", now)) })
 			checkClaim(t, "acme's record after bravo's finish",
 				claim(t, st, acme, pending(scope, "h3", now), now, stale),
 				claimResult{Existing: pending(scope, "h1", t0)})
