@@ -148,7 +148,7 @@ func pageParams(r *http.Request) (limit int, after string, err error) {
 		limit = n
 	}
 	if c := q.Get("cursor"); c != "" {
-		b, err := base64.RawURLEncoding.DecodeString(c)
+		b, err := base64.RawURLEncoding.Strict().DecodeString(c)
 		if err != nil || len(b) < 3 || string(b[:2]) != "c1" || b[2] != ':' {
 			return 0, "", vaultcrux.E(vaultcrux.Invalid, "invalid cursor")
 		}
