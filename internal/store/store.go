@@ -49,7 +49,10 @@ type TenantStore interface {
 
 // SystemTx is a transaction across tenants, for administration only.
 type SystemTx interface {
-	CreateTenant(t *vaultcrux.Tenant) error // Conflict if the id exists
+	// CreateTenant creates t (Conflict if the id exists) and, when firstKey
+	// is not nil, stores that key in the same transaction, so that a tenant
+	// never exists without a way in.
+	CreateTenant(t *vaultcrux.Tenant, firstKey *vaultcrux.APIKey) error
 	GetTenant(id vaultcrux.TenantID) (*vaultcrux.Tenant, error)
 	ListTenants() ([]*vaultcrux.Tenant, error)
 	// LookupAPIKey finds a key by its id in any tenant; authentication

@@ -46,19 +46,7 @@ func (p *Provisioner) CreateTenant(ctx context.Context, id vaultcrux.TenantID, n
 	if err != nil {
 		return nil, nil, tok, err
 	}
-	err = p.Store.Tx(ctx, func(tx store.SystemTx) error {
-		if err := tx.CreateTenant(t); err != nil {
-			return err
-		}
-		return nil
-	})
-	if err != nil {
-		return nil, nil, tok, err
-	}
-	// The tenant row must exist before its first key (foreign key); a
-	// failure here leaves a tenant without keys, which `vaultcrux key
-	// create` can repair, but never a key without a tenant.
-	err = p.Store.ForTenant(id).Tx(ctx, func(tx store.TenantTx) error { return tx.CreateAPIKey(k) })
+	err = p.Store.Tx(ctx, func(tx store.SystemTx) error { return tx.CreateTenant(t, k) })
 	if err != nil {
 		return nil, nil, tok, err
 	}

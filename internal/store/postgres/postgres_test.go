@@ -43,7 +43,7 @@ func migrated(t *testing.T) *DB {
 	}
 	for _, id := range []vaultcrux.TenantID{"acme", "bravo"} {
 		if err := db.Tx(t.Context(), func(tx store.SystemTx) error {
-			return tx.CreateTenant(&vaultcrux.Tenant{ID: id, Name: string(id)})
+			return tx.CreateTenant(&vaultcrux.Tenant{ID: id, Name: string(id)}, nil)
 		}); err != nil {
 			t.Fatal(err)
 		}

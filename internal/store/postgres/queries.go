@@ -39,7 +39,7 @@ func (s *systemTx) setMode(mode, system, keyLookup string) error {
 	return nil
 }
 
-func (s *systemTx) CreateTenant(t *vaultcrux.Tenant) (err error) {
+func (s *systemTx) CreateTenant(t *vaultcrux.Tenant, firstKey *vaultcrux.APIKey) (err error) {
 	defer vaultcrux.Wrap(&err, "postgres.CreateTenant")
 	if !vaultcrux.ValidTenantID(string(t.ID)) {
 		return vaultcrux.E(vaultcrux.Invalid, "invalid tenant id")
@@ -52,7 +52,10 @@ func (s *systemTx) CreateTenant(t *vaultcrux.Tenant) (err error) {
 	if isUnique(err) {
 		return vaultcrux.E(vaultcrux.Conflict, "tenant already exists")
 	}
-	return err
+	if err != nil || firstKey == nil {
+		return err
+	}
+	return insertAPIKey(s.ctx, s.tx, t.ID, firstKey)
 }
 
 func (s *systemTx) GetTenant(id vaultcrux.TenantID) (_ *vaultcrux.Tenant, err error) {
@@ -132,7 +135,13 @@ type tenantTx struct {
 
 func (t *tenantTx) CreateAPIKey(k *vaultcrux.APIKey) (err error) {
 	defer vaultcrux.Wrap(&err, "postgres.CreateAPIKey")
-	if k.Tenant != t.tenant {
+	return insertAPIKey(t.ctx, t.tx, t.tenant, k)
+}
+
+// insertAPIKey stores k for tenant; both a tenant transaction and the
+// creation of a tenant with its first key (in system mode) use it.
+func insertAPIKey(ctx context.Context, tx pgx.Tx, tenant vaultcrux.TenantID, k *vaultcrux.APIKey) error {
+	if k.Tenant != tenant {
 		// The handle decides the tenant; a record naming another one is a
 		// bug in the caller, not a client error.
 		return errors.New("api key tenant differs from the handle's tenant")
@@ -143,9 +152,9 @@ func (t *tenantTx) CreateAPIKey(k *vaultcrux.APIKey) (err error) {
 	if k.ID == "" || len(k.Hash) == 0 {
 		return errors.New("api key without id or hash")
 	}
-	_, err = t.tx.Exec(t.ctx,
+	_, err := tx.Exec(ctx,
 		`INSERT INTO api_keys (`+keyColumns+`) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`,
-		k.ID, string(t.tenant), k.Label, string(k.Role), k.Hash, ms(k.CreatedAt),
+		k.ID, string(tenant), k.Label, string(k.Role), k.Hash, ms(k.CreatedAt),
 		msPtr(k.RevokedAt), msPtr(k.LastUsedAt))
 	switch {
 	case isUnique(err):

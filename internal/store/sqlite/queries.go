@@ -18,7 +18,7 @@ type systemTx struct {
 	tx  *sql.Tx
 }
 
-func (s *systemTx) CreateTenant(t *vaultcrux.Tenant) (err error) {
+func (s *systemTx) CreateTenant(t *vaultcrux.Tenant, firstKey *vaultcrux.APIKey) (err error) {
 	defer vaultcrux.Wrap(&err, "sqlite.CreateTenant")
 	if !vaultcrux.ValidTenantID(string(t.ID)) {
 		return vaultcrux.E(vaultcrux.Invalid, "invalid tenant id")
@@ -28,7 +28,10 @@ func (s *systemTx) CreateTenant(t *vaultcrux.Tenant) (err error) {
 	if isUnique(err) {
 		return vaultcrux.E(vaultcrux.Conflict, "tenant already exists")
 	}
-	return err
+	if err != nil || firstKey == nil {
+		return err
+	}
+	return insertAPIKey(s.ctx, s.tx, t.ID, firstKey)
 }
 
 func (s *systemTx) GetTenant(id vaultcrux.TenantID) (_ *vaultcrux.Tenant, err error) {
@@ -91,7 +94,13 @@ type tenantTx struct {
 
 func (t *tenantTx) CreateAPIKey(k *vaultcrux.APIKey) (err error) {
 	defer vaultcrux.Wrap(&err, "sqlite.CreateAPIKey")
-	if k.Tenant != t.tenant {
+	return insertAPIKey(t.ctx, t.tx, t.tenant, k)
+}
+
+// insertAPIKey stores k for tenant; both a tenant transaction and the
+// creation of a tenant with its first key use it.
+func insertAPIKey(ctx context.Context, tx *sql.Tx, tenant vaultcrux.TenantID, k *vaultcrux.APIKey) error {
+	if k.Tenant != tenant {
 		// The handle decides the tenant; a record naming another one is a
 		// bug in the caller, not a client error.
 		return errors.New("api key tenant differs from the handle's tenant")
@@ -102,9 +111,9 @@ func (t *tenantTx) CreateAPIKey(k *vaultcrux.APIKey) (err error) {
 	if k.ID == "" || len(k.Hash) == 0 {
 		return errors.New("api key without id or hash")
 	}
-	_, err = t.tx.ExecContext(t.ctx,
+	_, err := tx.ExecContext(ctx,
 		`INSERT INTO api_keys (`+keyColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
-		k.ID, t.tenant, k.Label, string(k.Role), k.Hash, millis(k.CreatedAt),
+		k.ID, tenant, k.Label, string(k.Role), k.Hash, millis(k.CreatedAt),
 		nullMillis(k.RevokedAt), nullMillis(k.LastUsedAt))
 	switch {
 	case isUnique(err):

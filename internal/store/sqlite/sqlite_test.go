@@ -87,7 +87,7 @@ func TestTwoHandles(t *testing.T) {
 	}
 	wg.Wait()
 	if err := dbs[0].Tx(t.Context(), func(tx store.SystemTx) error {
-		return tx.CreateTenant(&vaultcrux.Tenant{ID: "acme", Name: "Acme"})
+		return tx.CreateTenant(&vaultcrux.Tenant{ID: "acme", Name: "Acme"}, nil)
 	}); err != nil {
 		t.Fatal(err)
 	}
@@ -193,7 +193,7 @@ func writeKeys(t *testing.T, path, tenant, other string) error {
 	}
 	id := vaultcrux.TenantID(tenant)
 	if err := db.Tx(t.Context(), func(tx store.SystemTx) error {
-		return tx.CreateTenant(&vaultcrux.Tenant{ID: id, Name: tenant})
+		return tx.CreateTenant(&vaultcrux.Tenant{ID: id, Name: tenant}, nil)
 	}); err != nil {
 		return err
 	}

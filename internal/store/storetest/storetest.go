@@ -63,7 +63,7 @@ func (s *suite) fresh(t *testing.T) store.Store {
 	}
 	sysTx(t, st, func(tx store.SystemTx) error {
 		for _, id := range []string{acme, bravo} {
-			if err := tx.CreateTenant(tenant(id)); err != nil {
+			if err := tx.CreateTenant(tenant(id), nil); err != nil {
 				return err
 			}
 		}
@@ -153,7 +153,7 @@ func (s *suite) tenantTests() []test {
 		{"CreateGet", func(t *testing.T) {
 			st := s.fresh(t)
 			want := &vaultcrux.Tenant{ID: "charlie_1", Name: "Charlie", CreatedAt: t0}
-			sysTx(t, st, func(tx store.SystemTx) error { return tx.CreateTenant(want) })
+			sysTx(t, st, func(tx store.SystemTx) error { return tx.CreateTenant(want, nil) })
 			var got *vaultcrux.Tenant
 			sysTx(t, st, func(tx store.SystemTx) (err error) {
 				got, err = tx.GetTenant("charlie_1")
@@ -163,10 +163,34 @@ func (s *suite) tenantTests() []test {
 				t.Errorf("GetTenant (-want +got):\n%s", diff)
 			}
 		}},
+		{"CreateWithFirstKey", func(t *testing.T) {
+			st := s.fresh(t)
+			k := apiKey("delta", "deltakey", vaultcrux.RoleOwner)
+			sysTx(t, st, func(tx store.SystemTx) error { return tx.CreateTenant(tenant("delta"), k) })
+			var got *vaultcrux.APIKey
+			tenTx(t, st, "delta", func(tx store.TenantTx) (err error) {
+				got, err = tx.GetAPIKey("deltakey")
+				return err
+			})
+			if diff := cmp.Diff(k, got); diff != "" {
+				t.Errorf("first key (-want +got):\n%s", diff)
+			}
+			// A first key that cannot be stored undoes the tenant too.
+			tenTx(t, st, acme, func(tx store.TenantTx) error { return tx.CreateAPIKey(apiKey(acme, "takenid", vaultcrux.RoleOwner)) })
+			err := st.Tx(t.Context(), func(tx store.SystemTx) error {
+				return tx.CreateTenant(tenant("echo"), apiKey("echo", "takenid", vaultcrux.RoleOwner))
+			})
+			checkKind(t, "CreateTenant(first key id taken)", err, vaultcrux.Conflict)
+			err = st.Tx(t.Context(), func(tx store.SystemTx) error {
+				_, err := tx.GetTenant("echo")
+				return err
+			})
+			checkKind(t, "GetTenant(echo) after the failed create", err, vaultcrux.NotFound)
+		}},
 		{"CreateDuplicate", func(t *testing.T) {
 			st := s.fresh(t)
 			dup := &vaultcrux.Tenant{ID: acme, Name: "Other", CreatedAt: t0.Add(time.Hour)}
-			err := st.Tx(t.Context(), func(tx store.SystemTx) error { return tx.CreateTenant(dup) })
+			err := st.Tx(t.Context(), func(tx store.SystemTx) error { return tx.CreateTenant(dup, nil) })
 			checkKind(t, "CreateTenant(duplicate)", err, vaultcrux.Conflict)
 			var got *vaultcrux.Tenant
 			sysTx(t, st, func(tx store.SystemTx) (err error) {
@@ -180,7 +204,7 @@ func (s *suite) tenantTests() []test {
 		{"CreateInvalidID", func(t *testing.T) {
 			st := s.fresh(t)
 			for _, id := range []string{"", "Acme", "-acme", "a b", "a/b", strings.Repeat("a", 64)} {
-				err := st.Tx(t.Context(), func(tx store.SystemTx) error { return tx.CreateTenant(tenant(id)) })
+				err := st.Tx(t.Context(), func(tx store.SystemTx) error { return tx.CreateTenant(tenant(id), nil) })
 				checkKind(t, fmt.Sprintf("CreateTenant(%q)", id), err, vaultcrux.Invalid)
 			}
 		}},
@@ -209,7 +233,7 @@ func (s *suite) tenantTests() []test {
 				t.Errorf("ListTenants on empty store = %v, want none", got)
 			}
 			for _, id := range []string{"c", "a", "b-2", "b"} {
-				sysTx(t, st, func(tx store.SystemTx) error { return tx.CreateTenant(tenant(id)) })
+				sysTx(t, st, func(tx store.SystemTx) error { return tx.CreateTenant(tenant(id), nil) })
 			}
 			want := []*vaultcrux.Tenant{tenant("a"), tenant("b"), tenant("b-2"), tenant("c")}
 			if diff := cmp.Diff(want, list()); diff != "" {
@@ -779,7 +803,7 @@ func (s *suite) txTests() []test {
 		{"RollbackOnError", func(t *testing.T) {
 			st := s.fresh(t)
 			err := st.Tx(t.Context(), func(tx store.SystemTx) error {
-				if err := tx.CreateTenant(tenant("charlie")); err != nil {
+				if err := tx.CreateTenant(tenant("charlie"), nil); err != nil {
 					return err
 				}
 				return errBoom
@@ -809,7 +833,7 @@ func (s *suite) txTests() []test {
 			for _, run := range []func(){
 				func() {
 					st.Tx(t.Context(), func(tx store.SystemTx) error {
-						if err := tx.CreateTenant(tenant("charlie")); err != nil {
+						if err := tx.CreateTenant(tenant("charlie"), nil); err != nil {
 							t.Error(err)
 						}
 						panic(errBoom)
@@ -884,7 +908,7 @@ func (s *suite) timeTests() []test {
 			want := time.Date(2025, 1, 1, 22, 4, 5, 123_000_000, time.UTC)
 
 			sysTx(t, st, func(tx store.SystemTx) error {
-				return tx.CreateTenant(&vaultcrux.Tenant{ID: "timely", Name: "T", CreatedAt: in})
+				return tx.CreateTenant(&vaultcrux.Tenant{ID: "timely", Name: "T", CreatedAt: in}, nil)
 			})
 			k := apiKey(acme, "k1", vaultcrux.RoleOwner)
 			k.CreatedAt, k.RevokedAt, k.LastUsedAt = in, &in, &in
