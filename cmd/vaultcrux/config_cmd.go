@@ -8,12 +8,9 @@ import (
 )
 
 func runConfig(ctx context.Context, e *env, args []string) error {
-	cfg, pos, err := parseConfig(e, flag.NewFlagSet("config", flag.ContinueOnError), args)
+	cfg, err := parseConfigNoArgs(e, flag.NewFlagSet("config", flag.ContinueOnError), args)
 	if err != nil {
 		return err
-	}
-	if len(pos) > 0 {
-		return errUsage
 	}
 	enc := json.NewEncoder(e.stdout)
 	enc.SetIndent("", "  ")
@@ -21,12 +18,9 @@ func runConfig(ctx context.Context, e *env, args []string) error {
 }
 
 func runMigrate(ctx context.Context, e *env, args []string) error {
-	cfg, pos, err := parseConfig(e, flag.NewFlagSet("migrate", flag.ContinueOnError), args)
+	cfg, err := parseConfigNoArgs(e, flag.NewFlagSet("migrate", flag.ContinueOnError), args)
 	if err != nil {
 		return err
-	}
-	if len(pos) > 0 {
-		return errUsage
 	}
 	st, err := openStore(ctx, cfg, true)
 	if err != nil {

@@ -111,6 +111,18 @@ func parseConfig(e *env, fs *flag.FlagSet, args []string) (*config.Config, []str
 	return cfg, pos, nil
 }
 
+// parseConfigNoArgs is parseConfig for commands that take no positional arguments.
+func parseConfigNoArgs(e *env, fs *flag.FlagSet, args []string) (*config.Config, error) {
+	cfg, pos, err := parseConfig(e, fs, args)
+	if err != nil {
+		return nil, err
+	}
+	if len(pos) > 0 {
+		return nil, fmt.Errorf("%w: %s takes no arguments", errUsage, fs.Name())
+	}
+	return cfg, nil
+}
+
 func newLogger(cfg *config.Config, w io.Writer) *slog.Logger {
 	var level slog.Level
 	_ = level.UnmarshalText([]byte(cfg.LogLevel))

@@ -26,12 +26,9 @@ type rlsChecker interface {
 }
 
 func runServe(ctx context.Context, e *env, args []string) error {
-	cfg, pos, err := parseConfig(e, flag.NewFlagSet("serve", flag.ContinueOnError), args)
+	cfg, err := parseConfigNoArgs(e, flag.NewFlagSet("serve", flag.ContinueOnError), args)
 	if err != nil {
 		return err
-	}
-	if len(pos) > 0 {
-		return fmt.Errorf("%w: serve takes no arguments", errUsage)
 	}
 	log := newLogger(cfg, e.stderr)
 	log.Info("starting", "config", cfg.Redacted(), "version", buildInfo().Version)

@@ -38,12 +38,9 @@ func runTenant(ctx context.Context, e *env, args []string) error {
 		fmt.Fprintf(e.stdout, "tenant %s created\nowner API key %s (shown once, store it now):\n%s\n", t.ID, k.ID, tok.Reveal())
 		return nil
 	case "list":
-		cfg, pos, err := parseConfig(e, fs, args[1:])
+		cfg, err := parseConfigNoArgs(e, fs, args[1:])
 		if err != nil {
 			return err
-		}
-		if len(pos) > 0 {
-			return errUsage
 		}
 		st, err := openStore(ctx, cfg, true)
 		if err != nil {
