@@ -5,6 +5,7 @@ import (
 	"log/slog"
 	"net/http/httptest"
 	"testing"
+	"time"
 
 	"github.com/vaultcrux/vaultcrux/internal/vctest"
 )
@@ -14,8 +15,17 @@ import (
 // check, handler, JSON envelope, metrics, access log to a discarding
 // handler), excluding the network.
 func BenchmarkAuthenticatedRequest(b *testing.B) {
+	b.Run("warm-cache", func(b *testing.B) { benchWhoami(b, time.Second) })
+	// Every request reads its key from SQLite: the cost of a cache miss.
+	b.Run("no-cache", func(b *testing.B) { benchWhoami(b, 0) })
+}
+
+func benchWhoami(b *testing.B, ttl time.Duration) {
 	// A real JSON access log, written to nowhere: its cost is counted.
-	e := vctest.New(b, func(s *vctest.Setup) { s.Logger = slog.New(slog.NewJSONHandler(io.Discard, nil)) })
+	e := vctest.New(b, func(s *vctest.Setup) {
+		s.Logger = slog.New(slog.NewJSONHandler(io.Discard, nil))
+		s.Config.AuthCacheTTL = ttl
+	})
 	key := e.Tenant("acme")
 	req := vctest.Build(vctest.Request{Method: "GET", Path: "/v1/auth/whoami", Tenant: "acme", Key: key})
 	w := httptest.NewRecorder()
