@@ -55,6 +55,8 @@ const EnvRequire = "VAULTCRUX_REQUIRE_POSTGRES"
 
 const skipMessage = "PostgreSQL not installed: SKIPPING PostgreSQL tests; install postgresql or set " + EnvDSN
 
+var warnOnce sync.Once
+
 var (
 	mainRunning bool // set by Main, so that DSN can insist on it
 
@@ -119,6 +121,8 @@ func get(t testing.TB) *server {
 		if os.Getenv(EnvRequire) != "" {
 			t.Fatalf("pgtest: %s is set but no PostgreSQL is available", EnvRequire)
 		}
+		// t.Skip alone shows only under -v: say it on stderr once too.
+		warnOnce.Do(func() { fmt.Fprintln(os.Stderr, "WARNING: "+skipMessage) })
 		t.Skip(skipMessage)
 	}
 	if srvErr != nil {
