@@ -39,8 +39,13 @@ func noenv(string) string { return "" }
 // runCLI runs one command of the real program and returns its exit code and output.
 func runCLI(t *testing.T, args ...string) (int, string, string) {
 	t.Helper()
+	return runCLIWith(t, noenv, args...)
+}
+
+func runCLIWith(t *testing.T, getenv func(string) string, args ...string) (int, string, string) {
+	t.Helper()
 	var out, errb bytes.Buffer
-	code := run(context.Background(), args, noenv, strings.NewReader(""), &out, &errb)
+	code := run(context.Background(), args, getenv, strings.NewReader(""), &out, &errb)
 	return code, out.String(), errb.String()
 }
 
@@ -55,13 +60,18 @@ var keyRE = regexp.MustCompile(`vcrx_[a-z2-7]{16}_[a-z2-7]{52}`)
 // serve starts `vaultcrux serve` in-process on port 0 with dataDir.
 func serve(t *testing.T, dataDir string, extra ...string) *served {
 	t.Helper()
+	return serveWith(t, noenv, dataDir, extra...)
+}
+
+func serveWith(t *testing.T, getenv func(string) string, dataDir string, extra ...string) *served {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	pr, pw := io.Pipe()
 	stderr := &lockedBuffer{}
 	done := make(chan int, 1)
 	args := append([]string{"serve", "--listen", "127.0.0.1:0", "--data-dir", dataDir}, extra...)
 	go func() {
-		done <- run(ctx, args, noenv, strings.NewReader(""), pw, stderr)
+		done <- run(ctx, args, getenv, strings.NewReader(""), pw, stderr)
 		pw.Close()
 	}()
 	s := &served{stderr: stderr}

@@ -4,7 +4,9 @@ import (
 	"context"
 	"encoding/json"
 	"net/http/httptest"
+	"net/netip"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/vaultcrux/vaultcrux/internal/apikey"
@@ -108,5 +110,38 @@ func FuzzPageParams(f *testing.F) {
 		if c := r.URL.Query().Get("cursor"); c != "" && encodeCursor(after) != c {
 			t.Fatalf("cursor %q decoded to %q, which encodes as %q", c, after, encodeCursor(after))
 		}
+	})
+}
+
+// FuzzClientIP: forwarded-for parsing never panics, and the client it
+// names is the peer or an address that appears in the header and is not a
+// trusted proxy.
+func FuzzClientIP(f *testing.F) {
+	for _, s := range []string{"", "100.64.0.1", "1.2.3.4, 10.0.0.9", "::ffff:1.2.3.4", "garbage", "1.2.3.4,,5.6.7.8", "[::1]", "fd7a:115c:a1e0::1, 10.1.1.1"} {
+		f.Add("10.0.0.5:1234", s)
+		f.Add("192.0.2.7:80", s)
+	}
+	s := &Server{cfg: &config.Config{TrustedProxies: []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8")}}}
+	f.Fuzz(func(t *testing.T, remote, xff string) {
+		r := httptest.NewRequest("GET", "/", nil)
+		r.RemoteAddr = remote
+		r.Header.Set("x-forwarded-for", xff)
+		got := s.clientIP(r)
+		peer := addrOf(remote)
+		if got == peer {
+			return
+		}
+		if !s.trusted(peer) {
+			t.Fatalf("untrusted peer %q: client %v from its header %q", remote, got, xff)
+		}
+		if s.trusted(got) {
+			t.Fatalf("client %v is a trusted proxy (header %q)", got, xff)
+		}
+		for _, part := range strings.Split(xff, ",") {
+			if a, err := netip.ParseAddr(strings.TrimSpace(part)); err == nil && a.Unmap() == got {
+				return
+			}
+		}
+		t.Fatalf("client %v does not appear in %q", got, xff)
 	})
 }

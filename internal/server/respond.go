@@ -180,6 +180,8 @@ func (s *Server) writeRendered(w http.ResponseWriter, out rendered) {
 	// Canonical spellings: Set then skips re-canonicalising (an allocation).
 	h.Set("Cache-Control", "no-store")
 	h.Set("X-Content-Type-Options", "nosniff")
+	// API answers are data, never a page: nothing in them may load or frame.
+	h.Set("Content-Security-Policy", "default-src 'none'; frame-ancestors 'none'")
 	h.Set("Content-Length", strconv.Itoa(len(out.body)))
 	w.WriteHeader(out.status)
 	_, _ = w.Write(out.body)
