@@ -202,6 +202,22 @@ func TestServeBootstrapAndCLI(t *testing.T) {
 	if code := s.stop(); code != 0 {
 		t.Fatalf("serve exit %d; stderr:\n%s", code, s.stderr)
 	}
+	// The drain flushed last-use times: the bootstrap key shows one.
+	ownerID := strings.Split(s.key, "_")[1]
+	_, out, _ = runCLI(t, "key", "list", "--tenant", "default", "--data-dir", dir)
+	stamp := regexp.MustCompile(`\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z`)
+	found := false
+	for _, line := range strings.Split(out, "\n") {
+		if strings.HasPrefix(line, ownerID+" ") {
+			found = true
+			if n := len(stamp.FindAllString(line, -1)); n != 2 { // created, last used
+				t.Errorf("owner key line has %d times, want created and last used: %q", n, line)
+			}
+		}
+	}
+	if !found {
+		t.Errorf("owner key %s not in key list:\n%s", ownerID, out)
+	}
 	s2 := serve(t, dir)
 	if s2.key != "" {
 		t.Errorf("second start printed a key")

@@ -80,8 +80,12 @@ func runServe(ctx context.Context, e *env, args []string) error {
 		MaxHeaderBytes:    64 << 10,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
+	// Background work (last-use flushing, purging) outlives ctx until the
+	// drain is over, then gets its last flush in before the store closes.
 	bg, stopBG := context.WithCancel(context.WithoutCancel(ctx))
-	go srv.Run(bg)
+	bgDone := make(chan struct{})
+	go func() { srv.Run(bg); close(bgDone) }()
+	stopBackground := func() { stopBG(); <-bgDone }
 
 	errc := make(chan error, 1)
 	go func() { errc <- hs.Serve(ln) }()
@@ -90,8 +94,7 @@ func runServe(ctx context.Context, e *env, args []string) error {
 
 	select {
 	case err := <-errc:
-		stopBG()
-		srv.Close()
+		stopBackground()
 		return fmt.Errorf("serve: %w", err)
 	case <-ctx.Done():
 	}
@@ -102,8 +105,7 @@ func runServe(ctx context.Context, e *env, args []string) error {
 	if serr := <-errc; serr != nil && !errors.Is(serr, http.ErrServerClosed) {
 		log.Error("serve", "error", serr.Error())
 	}
-	stopBG()
-	srv.Close()
+	stopBackground()
 	if err != nil {
 		return fmt.Errorf("drain: %w", err)
 	}
