@@ -64,7 +64,6 @@ type Server struct {
 	routes         []route
 	closeOnce      sync.Once
 	done           chan struct{}
-	wg             sync.WaitGroup
 }
 
 // New builds a Server. It starts no goroutines; call Run for the
