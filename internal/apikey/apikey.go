@@ -136,6 +136,19 @@ func Parse(s string) (Token, error) {
 	return Token{ID: id, secret: secret}, nil
 }
 
+// ValidID reports whether id has the shape of a key id (the <keyid> part),
+// so that junk taken from a URL never reaches the store.
+func ValidID(id string) bool {
+	if len(id) != idLen {
+		return false
+	}
+	bad := 0
+	for i := range len(id) {
+		bad |= notBase32(id[i])
+	}
+	return bad == 0
+}
+
 // notBase32 returns 0 if c is in the alphabet a-z 2-7 and 1 if it is not,
 // without a branch that depends on c.
 func notBase32(c byte) int {

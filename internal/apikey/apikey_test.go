@@ -247,3 +247,27 @@ func TestTokenRedacted(t *testing.T) {
 		t.Errorf("json.Marshal: got %s, want %s", got, want)
 	}
 }
+
+func TestValidID(t *testing.T) {
+	tok, err := Generate(rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cases := map[string]bool{
+		tok.ID:              true,
+		"aaaaaaaaaaaaaaaa":  true,
+		"":                  false,
+		"aaaaaaaaaaaaaaa":   false,
+		"aaaaaaaaaaaaaaaaa": false,
+		"AAAAAAAAAAAAAAAA":  false,
+		"aaaaaaaaaaaaaaa1":  false,
+		"aaaaaaaaaaaaaaa8":  false,
+		"aaaaaaaaaaaaaaa_":  false,
+		"../../../etc/pass": false,
+	}
+	for id, want := range cases {
+		if got := ValidID(id); got != want {
+			t.Errorf("ValidID(%q) = %v, want %v", id, got, want)
+		}
+	}
+}

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/vaultcrux/vaultcrux"
+	"github.com/vaultcrux/vaultcrux/internal/apikey"
 	"github.com/vaultcrux/vaultcrux/internal/store"
 )
 
@@ -98,7 +99,7 @@ func (s *Server) handleListKeys(req *request) (*response, error) {
 
 func (s *Server) handleRevokeKey(req *request) (*response, error) {
 	id := req.http.PathValue("id")
-	if !validKeyID(id) {
+	if !apikey.ValidID(id) {
 		return nil, vaultcrux.E(vaultcrux.NotFound, "API key not found")
 	}
 	k, err := s.prov.RevokeKey(req.ctx, req.tenant(s), id, false)
@@ -120,20 +121,6 @@ type whoami struct {
 func (s *Server) handleWhoami(req *request) (*response, error) {
 	p := req.principal
 	return &response{data: &whoami{TenantID: p.Tenant, PrincipalID: p.ID, KeyID: p.KeyID, Role: p.Role, AgentID: p.AgentID}}, nil
-}
-
-// validKeyID accepts the shape of a key id (16 lowercase base32 chars), so
-// that junk from a URL never reaches the store.
-func validKeyID(id string) bool {
-	if len(id) != 16 {
-		return false
-	}
-	for i := 0; i < len(id); i++ {
-		if c := id[i]; !(c >= 'a' && c <= 'z' || c >= '2' && c <= '7') {
-			return false
-		}
-	}
-	return true
 }
 
 // pageParams reads ?limit= (default 50, max 500) and the opaque ?cursor=.

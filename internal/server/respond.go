@@ -30,15 +30,6 @@ type fieldsError struct {
 func (e *fieldsError) Error() string { return e.err.Error() }
 func (e *fieldsError) Unwrap() error { return e.err }
 
-// retryAfterError asks the client to wait (429, 503).
-type retryAfterError struct {
-	err     error
-	seconds int
-}
-
-func (e *retryAfterError) Error() string { return e.err.Error() }
-func (e *retryAfterError) Unwrap() error { return e.err }
-
 var kindStatus = map[vaultcrux.Kind]int{
 	vaultcrux.Internal:               http.StatusInternalServerError,
 	vaultcrux.Invalid:                http.StatusBadRequest,
@@ -142,10 +133,6 @@ func (s *Server) renderError(st *reqState, err error) rendered {
 		}
 	}
 	out := rendered{status: HTTPStatus(kind), header: map[string]string{"Content-Type": "application/json"}}
-	var ra *retryAfterError
-	if errors.As(err, &ra) && ra.seconds > 0 {
-		out.header["Retry-After"] = strconv.Itoa(ra.seconds)
-	}
 	body, jerr := encodeJSON(errEnvelope{OK: false, Error: obj})
 	if jerr != nil {
 		body = []byte(`{"ok":false,"error":{"type":"internal","code":"internal","message":"internal error"}}`)
