@@ -1,7 +1,7 @@
 // Package keyring owns key custody in vaultcrux: it is the one package that
-// reads, creates and holds secret key material. For now that is symmetric
-// secrets (the API key pepper, the session MAC key) kept in files; key
-// encryption keys and signing keys will join them here.
+// reads, creates and holds secret key material: symmetric secrets (the API
+// key pepper, the session MAC key) and the Ed25519 receipt signing keys,
+// kept in files; key encryption keys will join them here.
 //
 // Invariants:
 //
@@ -18,6 +18,9 @@
 //     written and synced under a temporary name (O_EXCL, mode 0600) and then
 //     linked into place without replacing anything, so processes racing to
 //     create the same file end up sharing one secret.
+//   - A signing key's private half never leaves its SigningKey: callers get
+//     signatures, the key id ("vaultcrux-signing:v<n>") and the public key.
+//     Rotation replaces the seed file by rename; the retired seed is gone.
 //
 // # Secret file format
 //

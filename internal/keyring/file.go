@@ -67,9 +67,7 @@ func LoadOrCreateSecret(path string, size int, rand io.Reader) (s Secret, create
 	if _, err := io.ReadFull(rand, b); err != nil {
 		return Secret{}, false, fmt.Errorf("reading random bytes: %w", err)
 	}
-	text := make([]byte, base64.StdEncoding.EncodedLen(size)+1)
-	base64.StdEncoding.Encode(text, b)
-	text[len(text)-1] = '\n'
+	text := encodeSecretFile(b)
 	linked, err := createFile(path, text)
 	clear(text)
 	if err != nil {
@@ -84,6 +82,14 @@ func LoadOrCreateSecret(path string, size int, rand io.Reader) (s Secret, create
 	s = NewSecret(b)
 	clear(b)
 	return s, true, nil
+}
+
+// encodeSecretFile returns the content of a secret file holding b.
+func encodeSecretFile(b []byte) []byte {
+	text := make([]byte, base64.StdEncoding.EncodedLen(len(b))+1)
+	base64.StdEncoding.Encode(text, b)
+	text[len(text)-1] = '\n'
+	return text
 }
 
 func readSecretFile(path string) (Secret, error) {

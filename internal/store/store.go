@@ -36,6 +36,10 @@ type Store interface {
 	Migrate(ctx context.Context) error
 	// MigrationStatus returns the applied and the latest known schema version.
 	MigrationStatus(ctx context.Context) (applied, latest int, err error)
+	// Batch runs fn in one transaction in which several tenants' work is
+	// done: the group commit of the receipt ledger. fn switches between
+	// tenants with BatchTx.Tenant and isolates each item with Savepoint.
+	Batch(ctx context.Context, fn func(BatchTx) error) error
 	// Dialect is "sqlite" or "postgres".
 	Dialect() string
 	Close() error
@@ -45,6 +49,18 @@ type Store interface {
 type TenantStore interface {
 	Tenant() vaultcrux.TenantID
 	Tx(ctx context.Context, fn func(TenantTx) error) error
+}
+
+// BatchTx is the transaction of Store.Batch. Only the handle returned by
+// the latest call of System or Tenant may be used: switching re-scopes the
+// transaction (in PostgreSQL, the row-level security settings), and an
+// older handle would run under the new scope.
+type BatchTx interface {
+	System() SystemTx
+	Tenant(id vaultcrux.TenantID) TenantTx
+	// Savepoint runs fn inside a savepoint: when fn returns an error, its
+	// writes are rolled back and the rest of the transaction is kept.
+	Savepoint(fn func() error) error
 }
 
 // SystemTx is a transaction across tenants, for administration only.
@@ -63,6 +79,23 @@ type SystemTx interface {
 	// PurgeIdempotency deletes idempotency records that expired before t
 	// and returns how many it deleted.
 	PurgeIdempotency(before time.Time) (int, error)
+
+	// ListSigningKeys returns every receipt signing key ever registered,
+	// by version.
+	ListSigningKeys() ([]*SigningKey, error)
+	// RegisterSigningKey returns the key whose public key is pub. When
+	// there is none it registers pub as the next version, active, retires
+	// the previously active version at now, and returns created=true.
+	RegisterSigningKey(pub []byte, now time.Time) (k *SigningKey, created bool, err error)
+	// RevokeSigningKey marks a version revoked at now (NotFound if the
+	// version does not exist). Revoking twice keeps the first time.
+	RevokeSigningKey(version int, now time.Time) (*SigningKey, error)
+	// LogsNeedingCheckpoint returns the tenants whose log has grown since
+	// its latest checkpoint.
+	LogsNeedingCheckpoint() ([]vaultcrux.TenantID, error)
+	// TenantsWithPendingReceipts returns the tenants that have receipts
+	// stored pending_signature with no attestation yet.
+	TenantsWithPendingReceipts() ([]vaultcrux.TenantID, error)
 }
 
 // TenantTx is a transaction within one tenant.
@@ -97,6 +130,96 @@ type TenantTx interface {
 	// request can be retried (the handler failed and wrote nothing). A
 	// record that is finished or belongs to a later claim is kept.
 	ReleaseIdempotency(claimed *IdempotencyRecord) error
+
+	// LogHead returns the size of the tenant's log and, in PostgreSQL,
+	// locks it until the transaction ends, so that appends from several
+	// processes are serialised.
+	LogHead() (size int64, err error)
+	// AppendReceipts stores recs, whose LogIndex must run consecutively
+	// from the current log size, and advances the log to their end.
+	// Conflict if a receipt id exists or the indexes do not follow on.
+	AppendReceipts(recs []*ReceiptRecord) error
+	// LogHashes returns the translog stored-hash blobs of the given log
+	// indexes, in order; NotFound if one is missing.
+	LogHashes(indexes []int64) ([][]byte, error)
+	GetReceipt(id string) (*ReceiptRecord, error)
+	// GetReceiptByAnswer and GetReceiptBySnapshot find answer receipts.
+	GetReceiptByAnswer(answerID string) (*ReceiptRecord, error)
+	GetReceiptBySnapshot(snapshotID string) (*ReceiptRecord, error)
+	// ListReceipts returns receipts newest (highest log index) first.
+	ListReceipts(f ReceiptFilter) ([]*ReceiptRecord, error)
+	// PendingReceipts returns up to limit receipts stored
+	// pending_signature that have no attestation, oldest first.
+	PendingReceipts(limit int) ([]*ReceiptRecord, error)
+	// AddAttestation stores the detached signature of a pending receipt;
+	// Conflict if the receipt has one, NotFound if the receipt does not
+	// exist.
+	AddAttestation(a *Attestation) error
+	GetAttestation(receiptID string) (*Attestation, error)
+	// AddCheckpoint stores a signed checkpoint; Conflict if one of that
+	// size exists.
+	AddCheckpoint(c *Checkpoint) error
+	// LatestCheckpoint returns the checkpoint of the largest size;
+	// NotFound if none.
+	LatestCheckpoint() (*Checkpoint, error)
+	// GetCheckpoint returns the checkpoint of exactly size.
+	GetCheckpoint(size int64) (*Checkpoint, error)
+}
+
+// ReceiptRecord is a stored receipt. The row is written once and never
+// updated: a receipt stored pending_signature gets its signature as a
+// separate Attestation.
+type ReceiptRecord struct {
+	ID           string
+	Kind         string // the event kind, or "answer" for CROWN answer receipts
+	AnswerID     string // answer receipts only
+	SnapshotID   string // answer receipts only
+	ParentSnapID string // answer receipts only; "" at the root of a chain
+	Hash         string // receiptHash
+	// Body is the receipt document (canonical JSON), with "signature":
+	// null when Pending.
+	Body      []byte
+	Pending   bool
+	LogIndex  int64
+	LogHashes []byte // the translog stored hashes of this record
+	CreatedAt time.Time
+}
+
+// ReceiptFilter selects receipts for ListReceipts.
+type ReceiptFilter struct {
+	Kind        string    // "" for every kind
+	Since       time.Time // zero for no lower bound on CreatedAt
+	BeforeIndex int64     // only log indexes below this; <0 for no bound
+	Limit       int
+}
+
+// Attestation is the detached signature of a receipt that was stored
+// pending_signature. Signature is the receipt's signature object (JSON).
+type Attestation struct {
+	ReceiptID string
+	Signature []byte
+	CreatedAt time.Time
+}
+
+// Checkpoint is a signed tree head of a tenant's log. Note is the signed
+// note text that verifiers check.
+type Checkpoint struct {
+	Size      int64
+	Root      []byte
+	Note      []byte
+	CreatedAt time.Time
+}
+
+// SigningKey is a registered receipt signing key. Status is "active",
+// "retired" or "revoked".
+type SigningKey struct {
+	Version   int
+	KID       string
+	Public    []byte
+	Status    string
+	CreatedAt time.Time
+	RetiredAt *time.Time
+	RevokedAt *time.Time
 }
 
 // IdempotencyScope identifies an idempotency record within a tenant:

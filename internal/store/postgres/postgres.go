@@ -20,6 +20,17 @@
 //     SQL injection: injected SQL could set the settings itself.
 //   - Settings are always transaction-local (set_config(…, true)), so
 //     nothing survives on a pooled connection.
+//   - A Batch is one READ COMMITTED transaction whose handles re-scope it
+//     lazily: each method sets the settings of its handle (tenant, system
+//     or key lookup) when they are not the ones in force, so switching
+//     costs one round trip and staying costs none. Savepoints are SQL
+//     SAVEPOINTs on the same connection; ROLLBACK TO also undoes settings
+//     made since the savepoint, so after one the settings in force are
+//     treated as unknown.
+//   - Appends to a tenant's log are serialised across replicas by the row
+//     lock that LogHead takes on the tenant's log_heads row; the append
+//     itself also checks the head, so an appender that skipped LogHead gets
+//     a Conflict, never a gap or a fork.
 //   - Times are timestamptz truncated to milliseconds, returned in UTC.
 package postgres
 
@@ -47,6 +58,10 @@ var migrations = migration.MustLoad(migrationFiles, "migrations")
 // migrateLock is the pg_advisory_xact_lock key that serialises migrators;
 // advisory locks are per database, so other databases are unaffected.
 const migrateLock = 0x7661756c74637278 // "vaultcrx"
+
+// signingKeyLock is the pg_advisory_xact_lock key that serialises signing
+// key registrations, so that two cannot both take the next version.
+const signingKeyLock = 0x76637369676b6579 // "vcsigkey"
 
 // DB is a PostgreSQL store. It implements store.Store.
 type DB struct {
@@ -109,7 +124,7 @@ func (db *DB) RLSBypassed(ctx context.Context) (_ bool, err error) {
 // Tx runs fn in a system transaction.
 func (db *DB) Tx(ctx context.Context, fn func(store.SystemTx) error) error {
 	return db.tx(ctx, "postgres.Tx", func(tx pgx.Tx) error {
-		return fn(&systemTx{ctx: ctx, tx: tx})
+		return fn(&systemTx{ctx: ctx, tx: tx, mode: new(string)})
 	})
 }
 
@@ -131,14 +146,79 @@ func (s *tenantStore) Tx(ctx context.Context, fn func(store.TenantTx) error) err
 		return &vaultcrux.Error{Op: "postgres.TenantTx", Err: errors.New("invalid tenant id")}
 	}
 	return s.db.tx(ctx, "postgres.TenantTx", func(tx pgx.Tx) error {
-		_, err := tx.Exec(ctx, `SELECT set_config('vaultcrux.tenant', $1, true),
-			set_config('vaultcrux.system', '', true), set_config('vaultcrux.key_lookup', '', true)`,
-			string(s.id))
-		if err != nil {
+		t := &tenantTx{ctx: ctx, tx: tx, tenant: s.id, mode: new(string)}
+		if err := t.enter(); err != nil {
 			return &vaultcrux.Error{Op: "postgres.TenantTx", Err: err}
 		}
-		return fn(&tenantTx{ctx: ctx, tx: tx, tenant: s.id})
+		return fn(t)
 	})
+}
+
+// Batch runs fn in one transaction for work of several tenants.
+func (db *DB) Batch(ctx context.Context, fn func(store.BatchTx) error) error {
+	return db.tx(ctx, "postgres.Batch", func(tx pgx.Tx) error {
+		return fn(&batchTx{ctx: ctx, tx: tx, mode: new(string)})
+	})
+}
+
+// batchTx hands out handles that share mode, the scope in force.
+type batchTx struct {
+	ctx  context.Context
+	tx   pgx.Tx
+	mode *string
+}
+
+func (b *batchTx) System() store.SystemTx { return &systemTx{ctx: b.ctx, tx: b.tx, mode: b.mode} }
+
+// Tenant cannot return an error: a handle of an invalid id fails each of
+// its methods instead.
+func (b *batchTx) Tenant(id vaultcrux.TenantID) store.TenantTx {
+	t := &tenantTx{ctx: b.ctx, tx: b.tx, tenant: id, mode: b.mode}
+	if !vaultcrux.ValidTenantID(string(id)) {
+		// Callers validate ids at the edge; reaching here is a bug.
+		t.err = errors.New("invalid tenant id")
+	}
+	return t
+}
+
+// Savepoint returns the error of fn as it is, once its writes are undone.
+func (b *batchTx) Savepoint(fn func() error) error {
+	const op = "postgres.Savepoint"
+	if _, err := b.tx.Exec(b.ctx, `SAVEPOINT batch_item`); err != nil {
+		return &vaultcrux.Error{Op: op, Err: err}
+	}
+	if ferr := fn(); ferr != nil {
+		// The rollback restores the settings of the savepoint, which the
+		// handles did not record: make the next method set its own.
+		*b.mode = ""
+		if _, err := b.tx.Exec(b.ctx, `ROLLBACK TO SAVEPOINT batch_item; RELEASE SAVEPOINT batch_item`); err != nil {
+			return &vaultcrux.Error{Op: op, Err: fmt.Errorf("rolling back after %v: %w", ferr, err)}
+		}
+		return ferr
+	}
+	if _, err := b.tx.Exec(b.ctx, `RELEASE SAVEPOINT batch_item`); err != nil {
+		return &vaultcrux.Error{Op: op, Err: err}
+	}
+	return nil
+}
+
+// setScope sets all three settings together, so that no earlier scope of
+// the transaction lingers, and records want in *mode to skip the round
+// trip while it stays in force. Modes are "" (unknown or none),
+// "system", "lookup:<key id>" and "tenant:<id>".
+func setScope(ctx context.Context, tx pgx.Tx, mode *string, want, tenant, system, keyLookup string) error {
+	if *mode == want {
+		return nil
+	}
+	*mode = "" // until the settings are known to hold
+	_, err := tx.Exec(ctx, `SELECT set_config('vaultcrux.tenant', $1, true),
+		set_config('vaultcrux.system', $2, true), set_config('vaultcrux.key_lookup', $3, true)`,
+		tenant, system, keyLookup)
+	if err != nil {
+		return err
+	}
+	*mode = want
+	return nil
 }
 
 // tx runs fn in a READ COMMITTED transaction (the claim and lock queries

@@ -33,8 +33,9 @@ func TestConformance(t *testing.T) {
 	storetest.Run(t, func(t *testing.T) store.Store { return open(t, pgtest.DSN(t)) })
 }
 
-// migrated returns a database with tenants acme and bravo, each with one
-// API key and one idempotency record.
+// migrated returns a database with one signing key and tenants acme and
+// bravo, each with one API key, one idempotency record, and a log of one
+// attested receipt with a checkpoint.
 func migrated(t *testing.T) *DB {
 	t.Helper()
 	db := open(t, pgtest.DSN(t))
@@ -55,25 +56,62 @@ func migrated(t *testing.T) *DB {
 			_, _, err := tx.ClaimIdempotency(&store.IdempotencyRecord{
 				Scope: store.IdempotencyScope{Method: "POST", Route: "/r", Key: "k"}, RequestHash: []byte("h"), CreatedAt: now, ExpiresAt: now.Add(time.Hour),
 			}, now, now)
-			return err
+			if err != nil {
+				return err
+			}
+			if _, err := tx.LogHead(); err != nil {
+				return err
+			}
+			r := &store.ReceiptRecord{ID: "receipt-" + string(id), Kind: "ingest", Hash: "h", Body: []byte("{}"),
+				Pending: true, LogIndex: 0, LogHashes: []byte("h"), CreatedAt: now}
+			if err := tx.AppendReceipts([]*store.ReceiptRecord{r}); err != nil {
+				return err
+			}
+			if err := tx.AddAttestation(&store.Attestation{ReceiptID: r.ID, Signature: []byte("{}"), CreatedAt: now}); err != nil {
+				return err
+			}
+			return tx.AddCheckpoint(&store.Checkpoint{Size: 1, Root: []byte("r"), Note: []byte("n"), CreatedAt: now})
 		}); err != nil {
 			t.Fatal(err)
 		}
+	}
+	if err := db.Tx(t.Context(), func(tx store.SystemTx) error {
+		_, _, err := tx.RegisterSigningKey([]byte("pub"), now)
+		return err
+	}); err != nil {
+		t.Fatal(err)
 	}
 	return db
 }
 
 var now = time.Date(2025, 6, 1, 12, 0, 0, 0, time.UTC)
 
-var tenantTables = []string{"tenants", "api_keys", "idempotency_keys"}
+// rlsTables are the tables under row-level security: the tenant tables
+// and the system tables.
+var rlsTables = []string{
+	"tenants", "api_keys", "idempotency_keys", "signing_keys",
+	"receipts", "receipt_attestations", "log_heads", "log_checkpoints",
+}
 
-// countRows counts the rows of each tenant table that q can see.
+// tenantRows is what one tenant's transaction sees.
+var tenantRows = map[string]int{
+	"api_keys": 1, "idempotency_keys": 1,
+	"receipts": 1, "receipt_attestations": 1, "log_heads": 1, "log_checkpoints": 1,
+}
+
+// systemRows is what administration sees.
+var systemRows = map[string]int{
+	"tenants": 2, "api_keys": 2, "idempotency_keys": 2, "signing_keys": 1,
+	"receipts": 2, "receipt_attestations": 2, "log_heads": 2, "log_checkpoints": 2,
+}
+
+// countRows counts the rows of each table that q can see.
 func countRows(t *testing.T, q interface {
 	QueryRow(context.Context, string, ...any) pgx.Row
 }) map[string]int {
 	t.Helper()
 	got := map[string]int{}
-	for _, table := range tenantTables {
+	for _, table := range rlsTables {
 		var n int
 		if err := q.QueryRow(t.Context(), "SELECT count(*) FROM "+table).Scan(&n); err != nil {
 			t.Fatalf("count %s: %v", table, err)
@@ -85,7 +123,7 @@ func countRows(t *testing.T, q interface {
 
 func checkCounts(t *testing.T, what string, got map[string]int, want map[string]int) {
 	t.Helper()
-	for _, table := range tenantTables {
+	for _, table := range rlsTables {
 		if got[table] != want[table] {
 			t.Errorf("%s: %d rows of %s visible, want %d", what, got[table], table, want[table])
 		}
@@ -100,7 +138,7 @@ func TestRLS(t *testing.T) {
 	t.Run("TenantTxSeesOnlyItsRows", func(t *testing.T) {
 		err := db.ForTenant("bravo").Tx(t.Context(), func(tx store.TenantTx) error {
 			raw := tx.(*tenantTx).tx
-			checkCounts(t, "bravo's tx", countRows(t, raw), map[string]int{"api_keys": 1, "idempotency_keys": 1})
+			checkCounts(t, "bravo's tx", countRows(t, raw), tenantRows)
 			var owner string
 			if err := raw.QueryRow(t.Context(), "SELECT tenant_id FROM api_keys").Scan(&owner); err != nil {
 				return err
@@ -125,6 +163,13 @@ func TestRLS(t *testing.T) {
 			{"insert idempotency", `INSERT INTO idempotency_keys (tenant_id, method, route, key, request_hash, created_at, expires_at)
 				VALUES ('acme', 'POST', '/r', 'planted', '\x00', now(), now())`},
 			{"move own key", `UPDATE api_keys SET tenant_id = 'acme' WHERE key_id = 'key-bravo'`},
+			{"insert receipt", `INSERT INTO receipts (tenant_id, receipt_id, kind, receipt_hash, body, pending, log_index, log_hashes, created_at)
+				VALUES ('acme', 'planted', 'ingest', 'h', '\x00', false, 1, '\x00', now())`},
+			{"move own log", `UPDATE log_heads SET tenant_id = 'acme' WHERE tenant_id = 'bravo'`},
+			{"insert checkpoint", `INSERT INTO log_checkpoints (tenant_id, size, root_hash, note, created_at)
+				VALUES ('acme', 0, '\x00', '\x00', now())`},
+			{"insert signing key", `INSERT INTO signing_keys (version, kid, public_key, status, created_at)
+				VALUES (2, 'planted', '\x00', 'active', now())`},
 		}
 		for _, w := range writes {
 			err := db.ForTenant("bravo").Tx(t.Context(), func(tx store.TenantTx) error {
@@ -142,6 +187,9 @@ func TestRLS(t *testing.T) {
 				`UPDATE api_keys SET revoked_at = now() WHERE key_id = 'key-acme'`,
 				`DELETE FROM idempotency_keys WHERE tenant_id = 'acme'`,
 				`DELETE FROM tenants`,
+				`UPDATE log_heads SET size = 0 WHERE tenant_id = 'acme'`,
+				`DELETE FROM receipt_attestations WHERE tenant_id = 'acme'`,
+				`UPDATE signing_keys SET status = 'revoked', revoked_at = now()`,
 			} {
 				tag, err := raw.Exec(t.Context(), sql)
 				if err != nil {
@@ -168,8 +216,7 @@ func TestRLS(t *testing.T) {
 			if _, err := tx.ListTenants(); err != nil {
 				return err
 			}
-			checkCounts(t, "after ListTenants", countRows(t, tx.(*systemTx).tx),
-				map[string]int{"tenants": 2, "api_keys": 2, "idempotency_keys": 2})
+			checkCounts(t, "after ListTenants", countRows(t, tx.(*systemTx).tx), systemRows)
 			if _, err := tx.LookupAPIKey("key-bravo"); err != nil {
 				return err
 			}
@@ -201,7 +248,7 @@ func TestRLS(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		stx := &systemTx{ctx: t.Context(), tx: tx}
+		stx := &systemTx{ctx: t.Context(), tx: tx, mode: new(string)}
 		if err := stx.admin(); err != nil {
 			t.Fatal(err)
 		}
@@ -210,6 +257,59 @@ func TestRLS(t *testing.T) {
 		}
 		checkCounts(t, "the connection after a system tx", countRows(t, conn), map[string]int{})
 	})
+}
+
+// TestBatchRLS checks the settings under each handle of a batch, also
+// after a savepoint that switched tenants was rolled back.
+func TestBatchRLS(t *testing.T) {
+	db := migrated(t)
+	errBoom := errors.New("boom")
+	err := db.Batch(t.Context(), func(b store.BatchTx) error {
+		raw := b.(*batchTx).tx
+		if _, err := b.Tenant("bravo").LogHead(); err != nil {
+			return err
+		}
+		checkCounts(t, "bravo's handle", countRows(t, raw), tenantRows)
+		if _, err := b.System().ListSigningKeys(); err != nil {
+			return err
+		}
+		checkCounts(t, "the system handle", countRows(t, raw), systemRows)
+		if _, err := b.System().LookupAPIKey("key-acme"); err != nil {
+			return err
+		}
+		checkCounts(t, "the system handle after LookupAPIKey", countRows(t, raw), map[string]int{"api_keys": 1})
+		if _, err := b.Tenant("acme").GetReceipt("receipt-acme"); err != nil {
+			return err
+		}
+		checkCounts(t, "acme's handle", countRows(t, raw), tenantRows)
+		var tenant string
+		if err := raw.QueryRow(t.Context(), "SELECT tenant_id FROM receipts").Scan(&tenant); err != nil || tenant != "acme" {
+			t.Errorf("acme's handle sees a receipt of %q (%v)", tenant, err)
+		}
+
+		err := b.Savepoint(func() error {
+			if _, err := b.Tenant("bravo").LogHead(); err != nil {
+				return err
+			}
+			return errBoom
+		})
+		if err != errBoom {
+			t.Errorf("Savepoint = %v, want errBoom", err)
+		}
+		// The rollback went back to acme's settings behind the handles'
+		// backs; the next bravo handle must switch again.
+		if err := raw.QueryRow(t.Context(), "SELECT current_setting('vaultcrux.tenant')").Scan(&tenant); err != nil || tenant != "acme" {
+			t.Errorf("setting after the rollback = %q (%v), want acme", tenant, err)
+		}
+		if _, err := b.Tenant("bravo").GetReceipt("receipt-bravo"); err != nil {
+			return err
+		}
+		checkCounts(t, "bravo's handle after the rollback", countRows(t, raw), tenantRows)
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
 }
 
 func TestRLSBypassed(t *testing.T) {
@@ -272,4 +372,15 @@ func TestErrorsAreClean(t *testing.T) {
 	if got, want := fmt.Sprint(err), "postgres.CreateAPIKey: api key id already exists"; got != want {
 		t.Errorf("error = %q, want %q", got, want)
 	}
+}
+
+func BenchmarkAppendReceipts(b *testing.B) {
+	storetest.BenchAppendReceipts(b, func(b *testing.B) store.Store {
+		db, err := Open(b.Context(), pgtest.DSN(b))
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.Cleanup(func() { db.Close() })
+		return db
+	})
 }

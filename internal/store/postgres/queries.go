@@ -17,26 +17,14 @@ import (
 type systemTx struct {
 	ctx  context.Context
 	tx   pgx.Tx
-	mode string // the settings in force: "", "system" or "lookup:<key id>"
+	mode *string // the settings in force, shared with the handles of a batch; see setScope
 }
 
 // admin lets the following statements reach every tenant's rows.
 func (s *systemTx) admin() error { return s.setMode("system", "on", "") }
 
-// setMode sets all three settings together so that no earlier mode of the
-// transaction lingers.
 func (s *systemTx) setMode(mode, system, keyLookup string) error {
-	if s.mode == mode {
-		return nil
-	}
-	_, err := s.tx.Exec(s.ctx, `SELECT set_config('vaultcrux.tenant', '', true),
-		set_config('vaultcrux.system', $1, true), set_config('vaultcrux.key_lookup', $2, true)`,
-		system, keyLookup)
-	if err != nil {
-		return err
-	}
-	s.mode = mode
-	return nil
+	return setScope(s.ctx, s.tx, s.mode, mode, "", system, keyLookup)
 }
 
 func (s *systemTx) CreateTenant(t *vaultcrux.Tenant, firstKey *vaultcrux.APIKey) (err error) {
@@ -131,10 +119,24 @@ type tenantTx struct {
 	ctx    context.Context
 	tx     pgx.Tx
 	tenant vaultcrux.TenantID
+	mode   *string // see setScope
+	err    error   // set when tenant is invalid: every method fails with it
+}
+
+// enter is the first call of every method: it puts the transaction in
+// this handle's tenant scope unless it is there already.
+func (t *tenantTx) enter() error {
+	if t.err != nil {
+		return t.err
+	}
+	return setScope(t.ctx, t.tx, t.mode, "tenant:"+string(t.tenant), string(t.tenant), "", "")
 }
 
 func (t *tenantTx) CreateAPIKey(k *vaultcrux.APIKey) (err error) {
 	defer vaultcrux.Wrap(&err, "postgres.CreateAPIKey")
+	if err := t.enter(); err != nil {
+		return err
+	}
 	return insertAPIKey(t.ctx, t.tx, t.tenant, k)
 }
 
@@ -167,6 +169,9 @@ func insertAPIKey(ctx context.Context, tx pgx.Tx, tenant vaultcrux.TenantID, k *
 
 func (t *tenantTx) GetAPIKey(id string) (_ *vaultcrux.APIKey, err error) {
 	defer vaultcrux.Wrap(&err, "postgres.GetAPIKey")
+	if err := t.enter(); err != nil {
+		return nil, err
+	}
 	k, err := scanKey(t.tx.QueryRow(t.ctx,
 		`SELECT `+keyColumns+` FROM api_keys WHERE tenant_id = $1 AND key_id = $2`, string(t.tenant), id))
 	if errors.Is(err, pgx.ErrNoRows) {
@@ -177,6 +182,9 @@ func (t *tenantTx) GetAPIKey(id string) (_ *vaultcrux.APIKey, err error) {
 
 func (t *tenantTx) ListAPIKeys(after string, limit int) (_ []*vaultcrux.APIKey, err error) {
 	defer vaultcrux.Wrap(&err, "postgres.ListAPIKeys")
+	if err := t.enter(); err != nil {
+		return nil, err
+	}
 	if limit <= 0 {
 		return nil, vaultcrux.E(vaultcrux.Invalid, "limit must be positive")
 	}
@@ -195,6 +203,9 @@ func (t *tenantTx) ListAPIKeys(after string, limit int) (_ []*vaultcrux.APIKey, 
 // fixes the lock order.
 func (t *tenantTx) LockActiveOwnerKeys() (_ int, err error) {
 	defer vaultcrux.Wrap(&err, "postgres.LockActiveOwnerKeys")
+	if err := t.enter(); err != nil {
+		return 0, err
+	}
 	var n int
 	err = t.tx.QueryRow(t.ctx, `SELECT count(*) FROM (
 			SELECT 1 FROM api_keys
@@ -205,6 +216,9 @@ func (t *tenantTx) LockActiveOwnerKeys() (_ int, err error) {
 
 func (t *tenantTx) RevokeAPIKey(id string, at time.Time) (_ *vaultcrux.APIKey, err error) {
 	defer vaultcrux.Wrap(&err, "postgres.RevokeAPIKey")
+	if err := t.enter(); err != nil {
+		return nil, err
+	}
 	k, err := scanKey(t.tx.QueryRow(t.ctx,
 		`UPDATE api_keys SET revoked_at = COALESCE(revoked_at, $1)
 		 WHERE tenant_id = $2 AND key_id = $3 RETURNING `+keyColumns,
@@ -223,6 +237,9 @@ func (t *tenantTx) RevokeAPIKey(id string, at time.Time) (_ *vaultcrux.APIKey, e
 // for it to commit and then sees a live record.
 func (t *tenantTx) ClaimIdempotency(rec *store.IdempotencyRecord, now, staleBefore time.Time) (_ *store.IdempotencyRecord, claimed bool, err error) {
 	defer vaultcrux.Wrap(&err, "postgres.ClaimIdempotency")
+	if err := t.enter(); err != nil {
+		return nil, false, err
+	}
 	if rec.Response != nil {
 		return nil, false, errors.New("claim with a response")
 	}
@@ -258,6 +275,9 @@ func (t *tenantTx) ClaimIdempotency(rec *store.IdempotencyRecord, now, staleBefo
 func (t *tenantTx) FinishIdempotency(claimed *store.IdempotencyRecord, resp *store.IdempotencyResponse) (err error) {
 	sc := claimed.Scope
 	defer vaultcrux.Wrap(&err, "postgres.FinishIdempotency")
+	if err := t.enter(); err != nil {
+		return err
+	}
 	header, err := json.Marshal(resp.Header)
 	if err != nil {
 		return err
@@ -282,6 +302,9 @@ func (t *tenantTx) FinishIdempotency(claimed *store.IdempotencyRecord, resp *sto
 func (t *tenantTx) ReleaseIdempotency(claimed *store.IdempotencyRecord) (err error) {
 	sc := claimed.Scope
 	defer vaultcrux.Wrap(&err, "postgres.ReleaseIdempotency")
+	if err := t.enter(); err != nil {
+		return err
+	}
 	_, err = t.tx.Exec(t.ctx,
 		`DELETE FROM idempotency_keys
 		 WHERE tenant_id = $1 AND method = $2 AND route = $3 AND key = $4 AND created_at = $5 AND status IS NULL`,

@@ -90,10 +90,18 @@ type tenantTx struct {
 	ctx    context.Context
 	tx     *sql.Tx
 	tenant vaultcrux.TenantID
+	err    error // set when tenant is invalid: every method fails with it
 }
+
+// enter is the first call of every method: a batch hands out handles
+// without being able to fail.
+func (t *tenantTx) enter() error { return t.err }
 
 func (t *tenantTx) CreateAPIKey(k *vaultcrux.APIKey) (err error) {
 	defer vaultcrux.Wrap(&err, "sqlite.CreateAPIKey")
+	if err := t.enter(); err != nil {
+		return err
+	}
 	return insertAPIKey(t.ctx, t.tx, t.tenant, k)
 }
 
@@ -126,6 +134,9 @@ func insertAPIKey(ctx context.Context, tx *sql.Tx, tenant vaultcrux.TenantID, k 
 
 func (t *tenantTx) GetAPIKey(id string) (_ *vaultcrux.APIKey, err error) {
 	defer vaultcrux.Wrap(&err, "sqlite.GetAPIKey")
+	if err := t.enter(); err != nil {
+		return nil, err
+	}
 	k, err := scanKey(t.tx.QueryRowContext(t.ctx,
 		`SELECT `+keyColumns+` FROM api_keys WHERE tenant_id = ? AND key_id = ?`, t.tenant, id))
 	if errors.Is(err, sql.ErrNoRows) {
@@ -136,6 +147,9 @@ func (t *tenantTx) GetAPIKey(id string) (_ *vaultcrux.APIKey, err error) {
 
 func (t *tenantTx) ListAPIKeys(after string, limit int) (_ []*vaultcrux.APIKey, err error) {
 	defer vaultcrux.Wrap(&err, "sqlite.ListAPIKeys")
+	if err := t.enter(); err != nil {
+		return nil, err
+	}
 	if limit <= 0 {
 		return nil, vaultcrux.E(vaultcrux.Invalid, "limit must be positive")
 	}
@@ -152,6 +166,9 @@ func (t *tenantTx) ListAPIKeys(after string, limit int) (_ []*vaultcrux.APIKey, 
 // holds the database's write lock, so no other revocation can interleave.
 func (t *tenantTx) LockActiveOwnerKeys() (_ int, err error) {
 	defer vaultcrux.Wrap(&err, "sqlite.LockActiveOwnerKeys")
+	if err := t.enter(); err != nil {
+		return 0, err
+	}
 	var n int
 	err = t.tx.QueryRowContext(t.ctx,
 		`SELECT count(*) FROM api_keys WHERE tenant_id = ? AND role = 'owner' AND revoked_at IS NULL`,
@@ -161,6 +178,9 @@ func (t *tenantTx) LockActiveOwnerKeys() (_ int, err error) {
 
 func (t *tenantTx) RevokeAPIKey(id string, at time.Time) (_ *vaultcrux.APIKey, err error) {
 	defer vaultcrux.Wrap(&err, "sqlite.RevokeAPIKey")
+	if err := t.enter(); err != nil {
+		return nil, err
+	}
 	k, err := scanKey(t.tx.QueryRowContext(t.ctx,
 		`UPDATE api_keys SET revoked_at = COALESCE(revoked_at, ?)
 		 WHERE tenant_id = ? AND key_id = ? RETURNING `+keyColumns,
@@ -175,6 +195,9 @@ func (t *tenantTx) RevokeAPIKey(id string, at time.Time) (_ *vaultcrux.APIKey, e
 // transaction holds the write lock from BEGIN IMMEDIATE on.
 func (t *tenantTx) ClaimIdempotency(rec *store.IdempotencyRecord, now, staleBefore time.Time) (_ *store.IdempotencyRecord, claimed bool, err error) {
 	defer vaultcrux.Wrap(&err, "sqlite.ClaimIdempotency")
+	if err := t.enter(); err != nil {
+		return nil, false, err
+	}
 	if rec.Response != nil {
 		return nil, false, errors.New("claim with a response")
 	}
@@ -209,6 +232,9 @@ func (t *tenantTx) ClaimIdempotency(rec *store.IdempotencyRecord, now, staleBefo
 func (t *tenantTx) FinishIdempotency(claimed *store.IdempotencyRecord, resp *store.IdempotencyResponse) (err error) {
 	sc := claimed.Scope
 	defer vaultcrux.Wrap(&err, "sqlite.FinishIdempotency")
+	if err := t.enter(); err != nil {
+		return err
+	}
 	header, err := json.Marshal(resp.Header)
 	if err != nil {
 		return err
@@ -235,6 +261,9 @@ func (t *tenantTx) FinishIdempotency(claimed *store.IdempotencyRecord, resp *sto
 func (t *tenantTx) ReleaseIdempotency(claimed *store.IdempotencyRecord) (err error) {
 	sc := claimed.Scope
 	defer vaultcrux.Wrap(&err, "sqlite.ReleaseIdempotency")
+	if err := t.enter(); err != nil {
+		return err
+	}
 	_, err = t.tx.ExecContext(t.ctx,
 		`DELETE FROM idempotency_keys
 		 WHERE tenant_id = ? AND method = ? AND route = ? AND key = ? AND created_at = ? AND status IS NULL`,

@@ -18,6 +18,11 @@
 //   - Every tenant query names the tenant of the handle in its WHERE
 //     clause; SQLite has no second wall, so that clause is the isolation.
 //   - Times are INTEGER unix milliseconds, UTC.
+//   - A Batch is one such transaction; its savepoints are SQLite SAVEPOINTs
+//     on the same connection, so every handle of the batch works inside
+//     them.
+//   - The write lock also serialises appends to a tenant's log: the head
+//     that LogHead reads cannot change before the transaction ends.
 package sqlite
 
 import (
@@ -141,6 +146,53 @@ func (s *tenantStore) Tx(ctx context.Context, fn func(store.TenantTx) error) err
 	return s.db.tx(ctx, "sqlite.TenantTx", func(tx *sql.Tx) error {
 		return fn(&tenantTx{ctx: ctx, tx: tx, tenant: s.id})
 	})
+}
+
+// Batch runs fn in one transaction for work of several tenants.
+func (db *DB) Batch(ctx context.Context, fn func(store.BatchTx) error) error {
+	return db.tx(ctx, "sqlite.Batch", func(tx *sql.Tx) error {
+		return fn(&batchTx{ctx: ctx, tx: tx})
+	})
+}
+
+type batchTx struct {
+	ctx context.Context
+	tx  *sql.Tx
+}
+
+func (b *batchTx) System() store.SystemTx { return &systemTx{ctx: b.ctx, tx: b.tx} }
+
+// Tenant cannot return an error: a handle of an invalid id fails each of
+// its methods instead.
+func (b *batchTx) Tenant(id vaultcrux.TenantID) store.TenantTx {
+	t := &tenantTx{ctx: b.ctx, tx: b.tx, tenant: id}
+	if !vaultcrux.ValidTenantID(string(id)) {
+		// Callers validate ids at the edge; reaching here is a bug.
+		t.err = errors.New("invalid tenant id")
+	}
+	return t
+}
+
+// Savepoint returns the error of fn as it is, once its writes are undone.
+func (b *batchTx) Savepoint(fn func() error) error {
+	const op = "sqlite.Savepoint"
+	if _, err := b.tx.ExecContext(b.ctx, `SAVEPOINT batch_item`); err != nil {
+		return &vaultcrux.Error{Op: op, Err: err}
+	}
+	if ferr := fn(); ferr != nil {
+		// ROLLBACK TO keeps the savepoint open; RELEASE ends it.
+		if _, err := b.tx.ExecContext(b.ctx, `ROLLBACK TO batch_item`); err != nil {
+			return &vaultcrux.Error{Op: op, Err: fmt.Errorf("rolling back after %v: %w", ferr, err)}
+		}
+		if _, err := b.tx.ExecContext(b.ctx, `RELEASE batch_item`); err != nil {
+			return &vaultcrux.Error{Op: op, Err: fmt.Errorf("releasing after %v: %w", ferr, err)}
+		}
+		return ferr
+	}
+	if _, err := b.tx.ExecContext(b.ctx, `RELEASE batch_item`); err != nil {
+		return &vaultcrux.Error{Op: op, Err: err}
+	}
+	return nil
 }
 
 // tx runs fn in a BEGIN IMMEDIATE transaction. The deferred Rollback is a

@@ -232,3 +232,48 @@ func waitForKey(t *testing.T, db *DB, id string) error {
 		time.Sleep(time.Millisecond)
 	}
 }
+
+// TestAppendReceiptsAtomic: SQLite keeps a transaction usable after a
+// failed statement, so a caller may carry on after a Conflict. The rows
+// of the refused append must not stay behind.
+func TestAppendReceiptsAtomic(t *testing.T) {
+	db := open(t, filepath.Join(t.TempDir(), "vaultcrux.db"))
+	if err := db.Migrate(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Tx(t.Context(), func(tx store.SystemTx) error {
+		return tx.CreateTenant(&vaultcrux.Tenant{ID: "acme", Name: "Acme"}, nil)
+	}); err != nil {
+		t.Fatal(err)
+	}
+	rec := func(id string, i int64) *store.ReceiptRecord {
+		return &store.ReceiptRecord{ID: id, Kind: "ingest", Hash: "h", Body: []byte("{}"), LogIndex: i, LogHashes: []byte("h")}
+	}
+	err := db.ForTenant("acme").Tx(t.Context(), func(tx store.TenantTx) error {
+		err := tx.AppendReceipts([]*store.ReceiptRecord{rec("r-0", 0), rec("r-0", 1)})
+		if vaultcrux.ErrorKind(err) != vaultcrux.Conflict {
+			t.Errorf("AppendReceipts(duplicate id) = %v, want a conflict", err)
+		}
+		if size, err := tx.LogHead(); err != nil || size != 0 {
+			t.Errorf("LogHead after the refused append = %d, %v; want 0, nil", size, err)
+		}
+		if _, err := tx.GetReceipt("r-0"); vaultcrux.ErrorKind(err) != vaultcrux.NotFound {
+			t.Errorf("GetReceipt(r-0) after the refused append: err = %v, want not found", err)
+		}
+		return tx.AppendReceipts([]*store.ReceiptRecord{rec("r-1", 0)})
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+func BenchmarkAppendReceipts(b *testing.B) {
+	storetest.BenchAppendReceipts(b, func(b *testing.B) store.Store {
+		db, err := Open(b.Context(), filepath.Join(b.TempDir(), "vaultcrux.db"))
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.Cleanup(func() { db.Close() })
+		return db
+	})
+}

@@ -32,6 +32,12 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"Tx", s.txTests()},
 		{"Migrations", s.migrationTests()},
 		{"Time", s.timeTests()},
+		{"SigningKeys", s.signingKeyTests()},
+		{"Batch", s.batchTests()},
+		{"Log", s.logTests()},
+		{"Receipts", s.receiptTests()},
+		{"Attestations", s.attestationTests()},
+		{"Checkpoints", s.checkpointTests()},
 	}
 	for _, g := range groups {
 		t.Run(g.name, func(t *testing.T) {
@@ -941,5 +947,6 @@ func (s *suite) timeTests() []test {
 				}
 			}
 		}},
+		{"LedgerMillisecondsUTC", s.ledgerTimeTest},
 	}
 }
