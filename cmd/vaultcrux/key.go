@@ -55,22 +55,25 @@ func runKey(ctx context.Context, e *env, args []string) error {
 		if !ok {
 			return fmt.Errorf("%w: --role must be owner, admin, member or viewer", errUsage)
 		}
-		k, tok, err := prov.IssueKey(ctx, ts, *label, r)
+		k, tok, rid, err := prov.IssueKey(ctx, operator, ts.Tenant(), *label, r)
 		if err != nil {
 			return err
 		}
-		fmt.Fprintf(e.stdout, "API key %s (role %s) for tenant %s, shown once:\n%s\n", k.ID, k.Role, k.Tenant, tok.Reveal())
+		fmt.Fprintf(e.stdout, "API key %s (role %s) for tenant %s, shown once:\n%s\nreceipt %s\n", k.ID, k.Role, k.Tenant, tok.Reveal(), rid)
 		return nil
 	case "revoke":
 		id, err := oneArg(pos, "key id")
 		if err != nil {
 			return err
 		}
-		k, err := prov.RevokeKey(ctx, ts, id, *force)
+		k, rid, err := prov.RevokeKey(ctx, operator, ts.Tenant(), id, *force)
 		if err != nil {
 			return err
 		}
 		fmt.Fprintf(e.stdout, "API key %s revoked at %s\n", k.ID, vaultcrux.FormatTime(*k.RevokedAt))
+		if rid != "" {
+			fmt.Fprintf(e.stdout, "receipt %s\n", rid)
+		}
 		return nil
 	}
 	tw := tabwriter.NewWriter(e.stdout, 0, 4, 2, ' ', 0)

@@ -40,6 +40,8 @@ var commands = []command{
 	{"serve", "run the server", runServe},
 	{"tenant", "tenant create ID [--name NAME] | tenant list", runTenant},
 	{"key", "key create --tenant T [--role R] [--label L] | key list --tenant T | key revoke --tenant T [--force] ID", runKey},
+	{"keys", "keys list-signing | keys rotate-signing | keys revoke-signing VERSION", runKeys},
+	{"verify", "verify [--json] [--keys FILE] FILE... (- for stdin): receipts, proofpacks, chains, checkpoints, offline", runVerify},
 	{"migrate", "apply pending database migrations", runMigrate},
 	{"config", "print the effective configuration, secrets redacted", runConfig},
 	{"version", "print the version", runVersion},
@@ -65,6 +67,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdin i
 		switch {
 		case err == nil:
 			return 0
+		case errors.Is(err, errVerifyFailed):
+			return 1 // the report says why
 		case errors.Is(err, errUsage), errors.Is(err, flag.ErrHelp):
 			if !errors.Is(err, flag.ErrHelp) {
 				fmt.Fprintf(stderr, "vaultcrux %s: %v\nusage: vaultcrux %s\n", c.name, err, c.usage)
@@ -189,8 +193,13 @@ func provisioner(ctx context.Context, cfg *config.Config) (*tenancy.Provisioner,
 	if err != nil {
 		return nil, nil, err
 	}
-	p := &tenancy.Provisioner{Store: st, Hasher: hasher, Now: time.Now, Rand: rand.Reader}
-	return p, func() { st.Close() }, nil
+	l, _, closeLedger, err := openLedger(ctx, cfg, st, newLogger(cfg, io.Discard))
+	if err != nil {
+		st.Close()
+		return nil, nil, err
+	}
+	p := &tenancy.Provisioner{Store: st, Ledger: l, Hasher: hasher, Now: time.Now, Rand: rand.Reader}
+	return p, func() { closeLedger(); st.Close() }, nil
 }
 
 func oneArg(pos []string, what string) (string, error) {

@@ -52,13 +52,20 @@ func runServe(ctx context.Context, e *env, args []string) error {
 		}
 	}
 
-	if err := bootstrap(ctx, e, cfg.BootstrapTenant, cfg.Listen, &tenancy.Provisioner{Store: st, Hasher: hasher, Now: time.Now, Rand: rand.Reader}); err != nil {
+	led, _, closeLedger, err := openLedger(ctx, cfg, st, log)
+	if err != nil {
+		return err
+	}
+	defer closeLedger()
+
+	if err := bootstrap(ctx, e, cfg.BootstrapTenant, cfg.Listen, &tenancy.Provisioner{Store: st, Ledger: led, Hasher: hasher, Now: time.Now, Rand: rand.Reader}); err != nil {
 		return err
 	}
 
 	srv, err := server.New(server.Options{
 		Config:    cfg,
 		Store:     st,
+		Ledger:    led,
 		Hasher:    hasher,
 		Logger:    log,
 		BuildInfo: buildInfo(),
@@ -85,7 +92,9 @@ func runServe(ctx context.Context, e *env, args []string) error {
 	bg, stopBG := context.WithCancel(context.WithoutCancel(ctx))
 	bgDone := make(chan struct{})
 	go func() { srv.Run(bg); close(bgDone) }()
-	stopBackground := func() { stopBG(); <-bgDone }
+	ledgerDone := make(chan struct{})
+	go func() { led.RunBackground(bg, time.Second); close(ledgerDone) }()
+	stopBackground := func() { stopBG(); <-bgDone; <-ledgerDone }
 
 	errc := make(chan error, 1)
 	go func() { errc <- hs.Serve(ln) }()
@@ -126,7 +135,7 @@ func bootstrap(ctx context.Context, e *env, id vaultcrux.TenantID, listen string
 	if err != nil || n > 0 {
 		return err
 	}
-	_, k, tok, err := prov.CreateTenant(ctx, id, "")
+	_, k, tok, _, err := prov.CreateTenant(ctx, vaultcrux.Principal{ID: "operator:bootstrap"}, id, "")
 	if vaultcrux.ErrorKind(err) == vaultcrux.Conflict {
 		return nil
 	}

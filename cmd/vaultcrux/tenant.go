@@ -31,11 +31,11 @@ func runTenant(ctx context.Context, e *env, args []string) error {
 			return err
 		}
 		defer closeStore()
-		t, k, tok, err := prov.CreateTenant(ctx, vaultcrux.TenantID(id), *name)
+		t, k, tok, rid, err := prov.CreateTenant(ctx, operator, vaultcrux.TenantID(id), *name)
 		if err != nil {
 			return err
 		}
-		fmt.Fprintf(e.stdout, "tenant %s created\nowner API key %s (shown once, store it now):\n%s\n", t.ID, k.ID, tok.Reveal())
+		fmt.Fprintf(e.stdout, "tenant %s created\nowner API key %s (shown once, store it now):\n%s\nreceipt %s\n", t.ID, k.ID, tok.Reveal(), rid)
 		return nil
 	case "list":
 		cfg, err := parseConfigNoArgs(e, fs, args[1:])

@@ -37,6 +37,12 @@ type Config struct {
 	// Default: DataDir/keys/api-key-pepper, created on first start.
 	APIKeyPepperFile string
 
+	// SigningKeyFile holds the Ed25519 receipt signing key seed, rendered
+	// by a secrets agent; such a key is never rotated by vaultcrux itself.
+	// Default: DataDir/keys/signing-key, created on first start and
+	// replaced by `vaultcrux keys rotate-signing`.
+	SigningKeyFile string
+
 	OpsAllowlist   []netip.Prefix
 	TrustedProxies []netip.Prefix
 
@@ -114,6 +120,9 @@ var settings = []setting{
 	{flag: "api-key-pepper-file", env: "VAULTCRUX_API_KEY_PEPPER_FILE", usage: "file holding the API key pepper (base64); default <data-dir>/keys/api-key-pepper",
 		set: func(c *Config, v string) error { c.APIKeyPepperFile = v; return nil },
 		get: func(c *Config) string { return c.APIKeyPepperFile }},
+	{flag: "signing-key-file", env: "VAULTCRUX_SIGNING_KEY_FILE", usage: "file holding the receipt signing key seed (32 bytes, base64); default <data-dir>/keys/signing-key",
+		set: func(c *Config, v string) error { c.SigningKeyFile = v; return nil },
+		get: func(c *Config) string { return c.SigningKeyFile }},
 	{flag: "ops-allowlist", env: "VAULTCRUX_OPS_ALLOWLIST", usage: "comma-separated CIDRs allowed to read /metrics and /build-info without a key (\"none\" for empty)",
 		set: func(c *Config, v string) (err error) { c.OpsAllowlist, err = parsePrefixes(v); return err },
 		get: func(c *Config) string { return formatPrefixes(c.OpsAllowlist) }},
@@ -248,6 +257,19 @@ func (c *Config) PepperFile() string {
 	return filepath.Join(c.DataDir, "keys", "api-key-pepper")
 }
 
+// SigningKeyPath is the effective path of the receipt signing key seed;
+// SigningKeyManaged reports whether it was configured (and so is rendered
+// by a secrets agent, not created or replaced here).
+func (c *Config) SigningKeyPath() string {
+	if c.SigningKeyFile != "" {
+		return c.SigningKeyFile
+	}
+	return filepath.Join(c.DataDir, "keys", "signing-key")
+}
+
+// SigningKeyManaged reports whether the signing key file was configured.
+func (c *Config) SigningKeyManaged() bool { return c.SigningKeyFile != "" }
+
 // SQLitePath is the path of the embedded database.
 func (c *Config) SQLitePath() string { return filepath.Join(c.DataDir, "vaultcrux.db") }
 
@@ -262,7 +284,7 @@ func (c *Config) Backend() string {
 // Redacted returns the effective settings as name → value with every
 // secret replaced, fit for logs and `vaultcrux config`.
 func (c *Config) Redacted() map[string]string {
-	out := map[string]string{"backend": c.Backend(), "api_key_pepper_file": c.PepperFile()}
+	out := map[string]string{"backend": c.Backend(), "api_key_pepper_file": c.PepperFile(), "signing_key_file": c.SigningKeyPath()}
 	for _, s := range settings {
 		v := s.get(c)
 		if s.secret && v != "" {

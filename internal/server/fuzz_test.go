@@ -8,10 +8,12 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/vaultcrux/vaultcrux/internal/apikey"
 	"github.com/vaultcrux/vaultcrux/internal/config"
 	"github.com/vaultcrux/vaultcrux/internal/keyring"
+	"github.com/vaultcrux/vaultcrux/internal/ledger"
 	"github.com/vaultcrux/vaultcrux/internal/store/sqlite"
 )
 
@@ -27,7 +29,10 @@ func newBareServer(t testing.TB) *Server {
 		t.Fatal(err)
 	}
 	cfg := config.Default()
-	s, err := New(Options{Config: &cfg, Store: st, Hasher: h})
+	// The ledger's writer runs but these tests issue no receipt.
+	l := ledger.New(ledger.Config{Store: st, Now: time.Now})
+	t.Cleanup(l.Close)
+	s, err := New(Options{Config: &cfg, Store: st, Ledger: l, Hasher: h})
 	if err != nil {
 		t.Fatal(err)
 	}

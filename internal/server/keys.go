@@ -19,6 +19,7 @@ type keyView struct {
 	CreatedAt  string  `json:"createdAt"`
 	RevokedAt  *string `json:"revokedAt"`
 	LastUsedAt *string `json:"lastUsedAt"`
+	ReceiptID  string  `json:"receiptId,omitempty"` // of the change just made
 }
 
 func viewKey(k *vaultcrux.APIKey) keyView {
@@ -58,11 +59,12 @@ func (s *Server) handleCreateKey(req *request) (*response, error) {
 	if !ok {
 		return nil, vaultcrux.E(vaultcrux.Invalid, "role must be owner, admin, member or viewer")
 	}
-	k, tok, err := s.prov.IssueKey(req.ctx, req.tenant(s), in.Label, role)
+	k, tok, rid, err := s.prov.IssueKey(req.ctx, *req.principal, req.principal.Tenant, in.Label, role)
 	if err != nil {
 		return nil, err
 	}
-	return &response{status: http.StatusCreated, data: map[string]any{
+	return &response{status: http.StatusCreated, receiptID: rid, data: map[string]any{
+		"receiptId": rid,
 		"id":        k.ID,
 		"key":       tok.Reveal(), // the only time the key is ever shown
 		"label":     k.Label,
@@ -102,12 +104,14 @@ func (s *Server) handleRevokeKey(req *request) (*response, error) {
 	if !apikey.ValidID(id) {
 		return nil, vaultcrux.E(vaultcrux.NotFound, "API key not found")
 	}
-	k, err := s.prov.RevokeKey(req.ctx, req.tenant(s), id, false)
+	k, rid, err := s.prov.RevokeKey(req.ctx, *req.principal, req.principal.Tenant, id, false)
 	if err != nil {
 		return nil, err
 	}
 	s.auth.invalidate(k.ID)
-	return &response{data: viewKey(k)}, nil
+	v := viewKey(k)
+	v.ReceiptID = rid
+	return &response{data: v, receiptID: rid}, nil
 }
 
 type whoami struct {

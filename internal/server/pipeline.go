@@ -58,7 +58,8 @@ type response struct {
 	status    int
 	data      any
 	receiptID string
-	raw       *rendered // a non-JSON body (the Prometheus exposition)
+	headers   map[string]string // extra response headers
+	raw       *rendered         // a non-JSON body (the Prometheus exposition, COSE)
 }
 
 // recorder notes the status and size of what was written.

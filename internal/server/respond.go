@@ -95,6 +95,9 @@ func (s *Server) render(st *reqState, resp *response, err error) rendered {
 	if out.status == 0 {
 		out.status = http.StatusOK
 	}
+	for k, v := range resp.headers {
+		out.header[k] = v
+	}
 	if resp.receiptID != "" {
 		out.header["X-Receipt-Id"] = resp.receiptID
 	}

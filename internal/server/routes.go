@@ -56,6 +56,16 @@ func (s *Server) routeTable() []route {
 		{method: "POST", path: "/v1/keys", perm: authz.KeysManage, idem: idemRequired, body: bodyJSON, handler: s.handleCreateKey},
 		{method: "GET", path: "/v1/keys", perm: authz.KeysManage, handler: s.handleListKeys},
 		{method: "DELETE", path: "/v1/keys/{id}", perm: authz.KeysManage, idem: idemRequired, handler: s.handleRevokeKey},
+
+		// Receipts, the tenant log, proofpacks (contract §6): every role reads.
+		{method: "GET", path: "/v1/receipts", perm: authz.Read, handler: s.handleListReceipts},
+		{method: "GET", path: "/v1/receipts/signing-keys", perm: authz.Read, handler: s.handleSigningKeys},
+		{method: "GET", path: "/v1/receipts/{receiptId}", perm: authz.Read, handler: s.handleGetReceipt},
+		{method: "GET", path: "/v1/receipts/{answerId}/verify-chain", perm: authz.Read, handler: s.handleVerifyChain},
+		{method: "GET", path: "/v1/proof/answers/{answerId}/receipt", perm: authz.Read, handler: s.handleGetAnswerReceipt},
+		{method: "GET", path: "/v1/proof/receipts/{receiptId}/proofpack", perm: authz.Read, handler: s.handleProofpack},
+		{method: "GET", path: "/v1/log/checkpoint", perm: authz.Read, handler: s.handleCheckpoint},
+		{method: "GET", path: "/v1/log/consistency", perm: authz.Read, handler: s.handleConsistency},
 	}
 }
 

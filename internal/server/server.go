@@ -28,15 +28,17 @@ import (
 	"github.com/vaultcrux/vaultcrux"
 	"github.com/vaultcrux/vaultcrux/internal/apikey"
 	"github.com/vaultcrux/vaultcrux/internal/config"
+	"github.com/vaultcrux/vaultcrux/internal/ledger"
 	"github.com/vaultcrux/vaultcrux/internal/store"
 	"github.com/vaultcrux/vaultcrux/internal/tenancy"
 )
 
-// Options are the dependencies of a Server. Store, Hasher and Config are
-// required; the rest have defaults.
+// Options are the dependencies of a Server. Store, Ledger, Hasher and
+// Config are required; the rest have defaults.
 type Options struct {
 	Config    *config.Config
 	Store     store.Store
+	Ledger    *ledger.Ledger
 	Hasher    *apikey.Hasher
 	Logger    *slog.Logger // access log and errors; default discards
 	BuildInfo vaultcrux.BuildInfo
@@ -50,6 +52,7 @@ type Options struct {
 type Server struct {
 	cfg            *config.Config
 	store          store.Store
+	ledger         *ledger.Ledger
 	hasher         *apikey.Hasher
 	log            *slog.Logger
 	build          vaultcrux.BuildInfo
@@ -69,12 +72,13 @@ type Server struct {
 // New builds a Server. It starts no goroutines; call Run for the
 // background work (last-used flushing, idempotency purging).
 func New(o Options) (*Server, error) {
-	if o.Config == nil || o.Store == nil || o.Hasher == nil {
-		return nil, vaultcrux.E(vaultcrux.Internal, "server.New: Config, Store and Hasher are required")
+	if o.Config == nil || o.Store == nil || o.Ledger == nil || o.Hasher == nil {
+		return nil, vaultcrux.E(vaultcrux.Internal, "server.New: Config, Store, Ledger and Hasher are required")
 	}
 	s := &Server{
 		cfg:      o.Config,
 		store:    o.Store,
+		ledger:   o.Ledger,
 		hasher:   o.Hasher,
 		log:      o.Logger,
 		build:    o.BuildInfo,
@@ -95,7 +99,7 @@ func New(o Options) (*Server, error) {
 	if s.keyCheck == nil {
 		s.keyCheck = func(context.Context) error { return nil }
 	}
-	s.prov = &tenancy.Provisioner{Store: s.store, Hasher: s.hasher, Now: s.now, Rand: s.rand}
+	s.prov = &tenancy.Provisioner{Store: s.store, Ledger: s.ledger, Hasher: s.hasher, Now: s.now, Rand: s.rand}
 	s.metrics = newMetrics()
 	s.metricsHandler = promhttp.HandlerFor(s.metrics.reg, promhttp.HandlerOpts{})
 	s.auth = newAuthCache(s.cfg.AuthCacheTTL, s.now)

@@ -385,7 +385,7 @@ func TestRevocationElsewhereSeenWithinTTL(t *testing.T) {
 	who := vctest.Request{Method: "GET", Path: "/v1/auth/whoami", Tenant: "acme", Key: member}
 	wantOK(t, e.Do(who), 200)
 	// Another process (the CLI) revokes the key in the store directly.
-	if _, err := e.Prov.RevokeKey(context.Background(), e.Store.ForTenant("acme"), id, false); err != nil {
+	if _, _, err := e.Prov.RevokeKey(context.Background(), vctest.Operator, "acme", id, false); err != nil {
 		t.Fatal(err)
 	}
 	e.Clock.Advance(e.Config.AuthCacheTTL)

@@ -5,10 +5,16 @@
 //
 // A new key is returned once, as an apikey.Token, and never stored: the
 // store keeps its id and keyed hash only.
+//
+// Every change is committed through the ledger together with its event
+// receipt (tenant.created, apikey.created, apikey.revoked): the change and
+// its receipt are durable together or not at all. Receipt details hold ids
+// and roles, never key material.
 package tenancy
 
 import (
 	"context"
+	"errors"
 	"io"
 	"strings"
 	"time"
@@ -16,12 +22,22 @@ import (
 
 	"github.com/vaultcrux/vaultcrux"
 	"github.com/vaultcrux/vaultcrux/internal/apikey"
+	"github.com/vaultcrux/vaultcrux/internal/ledger"
+	"github.com/vaultcrux/vaultcrux/internal/receipt"
 	"github.com/vaultcrux/vaultcrux/internal/store"
+)
+
+// Event receipt kinds issued here.
+const (
+	KindTenantCreated = "tenant.created"
+	KindKeyCreated    = "apikey.created"
+	KindKeyRevoked    = "apikey.revoked"
 )
 
 // Provisioner creates tenants and keys.
 type Provisioner struct {
 	Store  store.Store
+	Ledger *ledger.Ledger
 	Hasher *apikey.Hasher
 	Now    func() time.Time
 	Rand   io.Reader
@@ -29,60 +45,99 @@ type Provisioner struct {
 
 // CreateTenant creates tenant id with an owner key labelled label, in one
 // transaction: a tenant never exists without a way in.
-func (p *Provisioner) CreateTenant(ctx context.Context, id vaultcrux.TenantID, name string) (t *vaultcrux.Tenant, k *vaultcrux.APIKey, tok apikey.Token, err error) {
+func (p *Provisioner) CreateTenant(ctx context.Context, actor vaultcrux.Principal, id vaultcrux.TenantID, name string) (t *vaultcrux.Tenant, k *vaultcrux.APIKey, tok apikey.Token, receiptID string, err error) {
 	defer vaultcrux.Wrap(&err, "tenancy.CreateTenant")
 	if !vaultcrux.ValidTenantID(string(id)) {
-		return nil, nil, tok, vaultcrux.E(vaultcrux.Invalid, "tenant id must be 1-63 characters of a-z, 0-9, '-' and '_', starting with a letter or digit")
+		return nil, nil, tok, "", vaultcrux.E(vaultcrux.Invalid, "tenant id must be 1-63 characters of a-z, 0-9, '-' and '_', starting with a letter or digit")
 	}
 	if name == "" {
 		name = string(id)
 	}
 	if err := checkLabel(name); err != nil {
-		return nil, nil, tok, err
+		return nil, nil, tok, "", err
 	}
 	now := p.Now().UTC().Truncate(time.Millisecond)
 	t = &vaultcrux.Tenant{ID: id, Name: name, CreatedAt: now}
 	k, tok, err = p.newKey(id, "owner (created with tenant)", vaultcrux.RoleOwner, now)
 	if err != nil {
-		return nil, nil, tok, err
+		return nil, nil, tok, "", err
 	}
-	err = p.Store.Tx(ctx, func(tx store.SystemTx) error { return tx.CreateTenant(t, k) })
+	r, err := p.Ledger.Event(id, KindTenantCreated, actor, "tenant:"+string(id), map[string]any{
+		"tenantId": string(id), "ownerKeyId": k.ID,
+	})
 	if err != nil {
-		return nil, nil, tok, err
+		return nil, nil, tok, "", err
 	}
-	return t, k, tok, nil
+	issued, err := p.Ledger.Commit(ctx, &ledger.Item{
+		Tenant:   id,
+		System:   func(tx store.SystemTx) error { return tx.CreateTenant(t, k) },
+		Receipts: []*receipt.Doc{r},
+	})
+	if err != nil {
+		return nil, nil, tok, "", err
+	}
+	return t, k, tok, issued[0].ID, nil
 }
 
 // IssueKey creates a key with role and label in tenant id.
-func (p *Provisioner) IssueKey(ctx context.Context, ts store.TenantStore, label string, role vaultcrux.Role) (k *vaultcrux.APIKey, tok apikey.Token, err error) {
+func (p *Provisioner) IssueKey(ctx context.Context, actor vaultcrux.Principal, tenant vaultcrux.TenantID, label string, role vaultcrux.Role) (k *vaultcrux.APIKey, tok apikey.Token, receiptID string, err error) {
 	defer vaultcrux.Wrap(&err, "tenancy.IssueKey")
 	if err := checkLabel(label); err != nil {
-		return nil, tok, err
+		return nil, tok, "", err
 	}
 	if _, ok := vaultcrux.ParseRole(string(role)); !ok {
-		return nil, tok, vaultcrux.E(vaultcrux.Invalid, "role must be owner, admin, member or viewer")
+		return nil, tok, "", vaultcrux.E(vaultcrux.Invalid, "role must be owner, admin, member or viewer")
 	}
-	k, tok, err = p.newKey(ts.Tenant(), label, role, p.Now().UTC().Truncate(time.Millisecond))
+	k, tok, err = p.newKey(tenant, label, role, p.Now().UTC().Truncate(time.Millisecond))
 	if err != nil {
-		return nil, tok, err
+		return nil, tok, "", err
 	}
-	if err := ts.Tx(ctx, func(tx store.TenantTx) error { return tx.CreateAPIKey(k) }); err != nil {
-		return nil, tok, err
+	r, err := p.Ledger.Event(tenant, KindKeyCreated, actor, "apikey:"+k.ID, map[string]any{
+		"keyId": k.ID, "role": string(role),
+	})
+	if err != nil {
+		return nil, tok, "", err
 	}
-	return k, tok, nil
+	issued, err := p.Ledger.Commit(ctx, &ledger.Item{
+		Tenant:   tenant,
+		Apply:    func(tx store.TenantTx) error { return tx.CreateAPIKey(k) },
+		Receipts: []*receipt.Doc{r},
+	})
+	if err != nil {
+		return nil, tok, "", err
+	}
+	return k, tok, issued[0].ID, nil
 }
 
 // RevokeKey revokes key id. Unless force is set, it refuses to revoke the
 // tenant's last active owner key (409 last_owner): over the API that would
 // lock the tenant out. The CLI, which has the data dir and can mint a new
 // owner key, may force it.
-func (p *Provisioner) RevokeKey(ctx context.Context, ts store.TenantStore, id string, force bool) (k *vaultcrux.APIKey, err error) {
+//
+// Revoking a key that is already revoked changes nothing and issues no
+// receipt (receiptID is "").
+func (p *Provisioner) RevokeKey(ctx context.Context, actor vaultcrux.Principal, tenant vaultcrux.TenantID, id string, force bool) (k *vaultcrux.APIKey, receiptID string, err error) {
 	defer vaultcrux.Wrap(&err, "tenancy.RevokeKey")
 	now := p.Now().UTC().Truncate(time.Millisecond)
-	err = ts.Tx(ctx, func(tx store.TenantTx) error {
+	if !apikey.ValidID(id) {
+		return nil, "", vaultcrux.E(vaultcrux.NotFound, "no such key")
+	}
+	r, err := p.Ledger.Event(tenant, KindKeyRevoked, actor, "apikey:"+id, map[string]any{
+		"keyId": id, "forced": force,
+	})
+	if err != nil {
+		return nil, "", err
+	}
+	item := &ledger.Item{Tenant: tenant, Receipts: []*receipt.Doc{r}}
+	var already bool
+	item.Apply = func(tx store.TenantTx) error {
 		cur, err := tx.GetAPIKey(id)
 		if err != nil {
 			return err
+		}
+		if cur.Revoked() {
+			already, k = true, cur
+			return errAlreadyRevoked
 		}
 		if !force && cur.Role == vaultcrux.RoleOwner && !cur.Revoked() {
 			owners, err := tx.LockActiveOwnerKeys()
@@ -95,9 +150,20 @@ func (p *Provisioner) RevokeKey(ctx context.Context, ts store.TenantStore, id st
 		}
 		k, err = tx.RevokeAPIKey(id, now)
 		return err
-	})
-	return k, err
+	}
+	issued, err := p.Ledger.Commit(ctx, item)
+	if already {
+		return k, "", nil
+	}
+	if err != nil {
+		return nil, "", err
+	}
+	return k, issued[0].ID, nil
 }
+
+// errAlreadyRevoked rolls back the receipt of a revocation that changes
+// nothing; RevokeKey turns it into success.
+var errAlreadyRevoked = errors.New("key already revoked")
 
 func (p *Provisioner) newKey(tenant vaultcrux.TenantID, label string, role vaultcrux.Role, now time.Time) (*vaultcrux.APIKey, apikey.Token, error) {
 	tok, err := apikey.Generate(p.Rand)

@@ -22,6 +22,7 @@ import (
 	"github.com/vaultcrux/vaultcrux/internal/apikey"
 	"github.com/vaultcrux/vaultcrux/internal/config"
 	"github.com/vaultcrux/vaultcrux/internal/keyring"
+	"github.com/vaultcrux/vaultcrux/internal/ledger"
 	"github.com/vaultcrux/vaultcrux/internal/server"
 	"github.com/vaultcrux/vaultcrux/internal/store"
 	"github.com/vaultcrux/vaultcrux/internal/store/sqlite"
@@ -58,6 +59,8 @@ type Env struct {
 	Store  store.Store
 	Hasher *apikey.Hasher
 	Server *server.Server
+	Ledger *ledger.Ledger
+	Keys   *ledger.Keys
 	Prov   *tenancy.Provisioner
 	Clock  *Clock
 	// Handler is the server's root handler; requests made through Do
@@ -112,8 +115,16 @@ func NewWithStore(t testing.TB, st store.Store, opts ...Option) *Env {
 		t.Fatal(err)
 	}
 	clock := NewClock()
+	keys, _, err := ledger.OpenKeys(context.Background(), ledger.KeysConfig{
+		Store: st, SeedPath: cfg.SigningKeyPath(), Now: clock.Now, Rand: rand.Reader, Logger: setup.Logger,
+	})
+	if err != nil {
+		t.Fatalf("signing keys: %v", err)
+	}
+	led := ledger.New(ledger.Config{Store: st, Keys: keys, Now: clock.Now, Rand: rand.Reader, Logger: setup.Logger})
+	t.Cleanup(led.Close)
 	srv, err := server.New(server.Options{
-		Config: &cfg, Store: st, Hasher: hasher, Now: clock.Now, Logger: setup.Logger,
+		Config: &cfg, Store: st, Ledger: led, Hasher: hasher, Now: clock.Now, Logger: setup.Logger,
 		BuildInfo: vaultcrux.BuildInfo{Service: "vaultcrux", Version: "test", Commit: "abc123", GoVersion: "go"},
 	})
 	if err != nil {
@@ -121,16 +132,19 @@ func NewWithStore(t testing.TB, st store.Store, opts ...Option) *Env {
 	}
 	t.Cleanup(srv.Close)
 	return &Env{
-		T: t, Config: &cfg, Store: st, Hasher: hasher, Server: srv, Clock: clock,
-		Prov:    &tenancy.Provisioner{Store: st, Hasher: hasher, Now: clock.Now, Rand: rand.Reader},
+		T: t, Config: &cfg, Store: st, Hasher: hasher, Server: srv, Clock: clock, Ledger: led, Keys: keys,
+		Prov:    &tenancy.Provisioner{Store: st, Ledger: led, Hasher: hasher, Now: clock.Now, Rand: rand.Reader},
 		Handler: srv.Handler(),
 	}
 }
 
+// Operator is the actor of changes the helpers make.
+var Operator = vaultcrux.Principal{ID: "operator:test"}
+
 // Tenant creates a tenant and returns its owner key.
 func (e *Env) Tenant(id string) string {
 	e.T.Helper()
-	_, _, tok, err := e.Prov.CreateTenant(context.Background(), vaultcrux.TenantID(id), "")
+	_, _, tok, _, err := e.Prov.CreateTenant(context.Background(), Operator, vaultcrux.TenantID(id), "")
 	if err != nil {
 		e.T.Fatalf("create tenant %s: %v", id, err)
 	}
@@ -140,7 +154,7 @@ func (e *Env) Tenant(id string) string {
 // Key issues a key with role in tenant and returns it with its id.
 func (e *Env) Key(tenant string, role vaultcrux.Role) (key, id string) {
 	e.T.Helper()
-	k, tok, err := e.Prov.IssueKey(context.Background(), e.Store.ForTenant(vaultcrux.TenantID(tenant)), "test "+string(role), role)
+	k, tok, _, err := e.Prov.IssueKey(context.Background(), Operator, vaultcrux.TenantID(tenant), "test "+string(role), role)
 	if err != nil {
 		e.T.Fatalf("issue key: %v", err)
 	}
