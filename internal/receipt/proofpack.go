@@ -132,12 +132,36 @@ func VerifyChain(docs []*Doc, keys KeySet) []Break {
 		}
 		if err := Verify(d, keys); err != nil {
 			breaks = append(breaks, Break{SnapID: snap, Reason: failCode(err)})
+		} else if !linksBound(d) {
+			breaks = append(breaks, Break{SnapID: snap, Reason: CodeChainBreak})
 		}
 		if i+1 < len(docs) && d.ParentSnapID() != docs[i+1].SnapshotID() {
 			breaks = append(breaks, Break{SnapID: docs[i+1].SnapshotID(), Reason: CodeChainBreak})
 		}
 	}
 	return breaks
+}
+
+// linksBound reports whether the chain links of an answer receipt agree
+// with their signed copies. The CROWN payload does not cover snapshotId or
+// parentSnapId, so vaultcrux also writes them into retrieval (which it
+// covers) as retrieval.snapshotId and retrieval.parentSnapId; when those
+// are present, the unsigned top-level links must equal them, so that a
+// chain cannot be re-linked without breaking a signature. Receipts from
+// issuers that do not bind their links are checked on the links alone.
+func linksBound(d *Doc) bool {
+	r, _ := d.obj["retrieval"].(map[string]any)
+	for _, k := range []string{"snapshotId", "parentSnapId"} {
+		signed, ok := r[k]
+		if !ok {
+			continue
+		}
+		top := d.obj[k]
+		if signed != top {
+			return false
+		}
+	}
+	return true
 }
 
 func failCode(err error) string {
