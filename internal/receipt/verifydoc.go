@@ -32,13 +32,16 @@ func VerifyDocument(data []byte, trusted KeySet) *Report {
 		return verifyCOSE(data, trusted)
 	}
 	if bytes.HasPrefix(data, []byte("vaultcrux/")) {
-		return verifyCheckpointNote(data, "", trusted, nil)
+		return verifyCheckpointNote(data, nil, trusted, nil)
 	}
 	v, err := ParseJSON(data)
 	if err != nil {
 		return failed("unknown", CodeMalformed, "%v", err)
 	}
 	if m, ok := v.(map[string]any); ok {
+		if e, ok := m["error"].(map[string]any); ok && m["ok"] == false {
+			return failed("unknown", CodeReceiptMissing, "the file is an API error answer (%v), not a document", e["code"])
+		}
 		if inner, ok := m["data"]; ok && m["ok"] == true {
 			data, err = Canonical(inner)
 			if err != nil {
@@ -62,8 +65,8 @@ func VerifyDocument(data []byte, trusted KeySet) *Report {
 			return verifyReceiptDoc(data, trusted)
 		case x["checkpoint"] != nil && x["treeSize"] != nil:
 			note, _ := x["checkpoint"].(string)
-			origin, _ := x["origin"].(string)
-			return verifyCheckpointNote([]byte(note), origin, trusted, x["keys"])
+			rep := verifyCheckpointNote([]byte(note), x, trusted, x["keys"])
+			return rep
 		case x["proof"] != nil && x["fromRoot"] != nil:
 			return verifyConsistencyDoc(data, trusted)
 		}
@@ -222,7 +225,11 @@ func pubKeys(keys KeySet) map[string]ed25519.PublicKey {
 	return out
 }
 
-func verifyCheckpointNote(note []byte, origin string, trusted KeySet, docKeys any) *Report {
+// verifyCheckpointNote opens a signed checkpoint. view, when not nil, is
+// the /v1/log/checkpoint answer around it: its summary fields (origin,
+// treeSize, rootHash, timestamp) are unsigned, so each one present must
+// equal what the note signs, or a reader of the summary would be misled.
+func verifyCheckpointNote(note []byte, view map[string]any, trusted KeySet, docKeys any) *Report {
 	rep := &Report{Kind: "checkpoint", Integrity: Integrity{Breaks: []Break{}}, KeysFrom: "trusted"}
 	keys := trusted
 	if keys == nil {
@@ -242,8 +249,22 @@ func verifyCheckpointNote(note []byte, origin string, trusted KeySet, docKeys an
 		rep.fail(CodeCheckpointSignatureMismatch, "checkpoint: %v", err)
 		return rep
 	}
-	if origin != "" && cp.Origin != origin {
-		rep.fail(CodeCheckpointSignatureMismatch, "checkpoint is of log %q, the document says %q", cp.Origin, origin)
+	if view != nil {
+		want := map[string]string{
+			"origin":    cp.Origin,
+			"treeSize":  fmt.Sprint(cp.Size),
+			"rootHash":  base64.StdEncoding.EncodeToString(cp.Root[:]),
+			"timestamp": cp.Time.UTC().Format("2006-01-02T15:04:05.000Z"),
+		}
+		for k, w := range want {
+			v, ok := view[k]
+			if !ok {
+				continue
+			}
+			if got := fmt.Sprint(v); got != w {
+				rep.fail(CodeCheckpointSignatureMismatch, "the answer says %s %s, the signed checkpoint says %s", k, got, w)
+			}
+		}
 	}
 	rep.Integrity.SignatureOk = len(rep.Failures) == 0
 	rep.OK = len(rep.Failures) == 0
