@@ -2,8 +2,8 @@ package receipt
 
 import (
 	"os"
-	"strings"
 	"path/filepath"
+	"strings"
 	"testing"
 )
 
@@ -63,7 +63,6 @@ func TestSavedServerAnswersVerify(t *testing.T) {
 		t.Errorf("error answer: %+v", rep)
 	}
 }
-
 
 // FuzzVerifyDocument: VerifyDocument never panics on any input, and a
 // document it accepts with the saved keys is one of the saved ones (the
