@@ -62,27 +62,20 @@ func Load(tx store.TenantTx, rec *store.ReceiptRecord) (*Loaded, error) {
 func notFound(what string) error { return vaultcrux.E(vaultcrux.NotFound, what+" not found") }
 
 // GetReceipt loads receipt id of tenant.
-func (l *Ledger) GetReceipt(ctx context.Context, tenant vaultcrux.TenantID, id string) (out *Loaded, err error) {
-	err = l.st.ForTenant(tenant).Tx(ctx, func(tx store.TenantTx) error {
-		rec, err := tx.GetReceipt(id)
-		if vaultcrux.ErrorKind(err) == vaultcrux.NotFound {
-			return notFound("receipt")
-		}
-		if err != nil {
-			return err
-		}
-		out, err = Load(tx, rec)
-		return err
-	})
-	return out, err
+func (l *Ledger) GetReceipt(ctx context.Context, tenant vaultcrux.TenantID, id string) (*Loaded, error) {
+	return l.load(ctx, tenant, "receipt", func(tx store.TenantTx) (*store.ReceiptRecord, error) { return tx.GetReceipt(id) })
 }
 
 // GetAnswerReceipt loads the receipt of answer answerID.
-func (l *Ledger) GetAnswerReceipt(ctx context.Context, tenant vaultcrux.TenantID, answerID string) (out *Loaded, err error) {
+func (l *Ledger) GetAnswerReceipt(ctx context.Context, tenant vaultcrux.TenantID, answerID string) (*Loaded, error) {
+	return l.load(ctx, tenant, "answer receipt", func(tx store.TenantTx) (*store.ReceiptRecord, error) { return tx.GetReceiptByAnswer(answerID) })
+}
+
+func (l *Ledger) load(ctx context.Context, tenant vaultcrux.TenantID, what string, find func(store.TenantTx) (*store.ReceiptRecord, error)) (out *Loaded, err error) {
 	err = l.st.ForTenant(tenant).Tx(ctx, func(tx store.TenantTx) error {
-		rec, err := tx.GetReceiptByAnswer(answerID)
+		rec, err := find(tx)
 		if vaultcrux.ErrorKind(err) == vaultcrux.NotFound {
-			return notFound("answer receipt")
+			return notFound(what)
 		}
 		if err != nil {
 			return err
@@ -178,6 +171,20 @@ func (l *Ledger) KeySet(ctx context.Context) (receipt.KeySet, error) {
 	return ks, nil
 }
 
+// KeyList returns every registered signing key, oldest version first.
+func (l *Ledger) KeyList(ctx context.Context) ([]receipt.KeyInfo, error) {
+	keys, err := List(ctx, l.st)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]receipt.KeyInfo, len(keys))
+	for i, k := range keys {
+		out[i] = KeyInfo(k)
+	}
+	receipt.SortKeys(out)
+	return out, nil
+}
+
 // KeyInfo is the public view of a registered signing key.
 func KeyInfo(k *store.SigningKey) receipt.KeyInfo {
 	ki := receipt.KeyInfo{
@@ -206,9 +213,13 @@ func (l *Ledger) Proofpack(ctx context.Context, tenant vaultcrux.TenantID, id, a
 	if audience != "" && audience != receipt.AudienceExternal {
 		return nil, vaultcrux.E(vaultcrux.Invalid, "audience must be external_share or absent")
 	}
-	keys, err := l.KeySet(ctx)
+	keyList, err := l.KeyList(ctx)
 	if err != nil {
 		return nil, err
+	}
+	keys := receipt.KeySet{}
+	for _, k := range keyList {
+		keys[k.KID] = k
 	}
 	// The checkpoint first: it covers every receipt stored before it.
 	var rec *store.ReceiptRecord
@@ -234,11 +245,8 @@ func (l *Ledger) Proofpack(ctx context.Context, tenant vaultcrux.TenantID, id, a
 		Checkpoint:  string(cp.Note),
 		Evidence:    []map[string]any{},
 		Chain:       []json.RawMessage{},
+		Keys:        keyList,
 	}
-	for _, k := range keys {
-		pp.Keys = append(pp.Keys, k)
-	}
-	receipt.SortKeys(pp.Keys)
 	err = l.st.ForTenant(tenant).Tx(ctx, func(tx store.TenantTx) error {
 		start, err := Load(tx, rec)
 		if err != nil {

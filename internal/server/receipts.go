@@ -212,7 +212,7 @@ func (s *Server) handleCheckpoint(req *request) (*response, error) {
 	if err != nil {
 		return nil, err
 	}
-	keys, err := s.signingKeys(req)
+	keys, err := s.ledger.KeyList(req.ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -256,21 +256,8 @@ func (s *Server) handleConsistency(req *request) (*response, error) {
 	return &response{data: p}, nil
 }
 
-func (s *Server) signingKeys(req *request) ([]receipt.KeyInfo, error) {
-	ks, err := s.ledger.KeySet(req.ctx)
-	if err != nil {
-		return nil, err
-	}
-	out := make([]receipt.KeyInfo, 0, len(ks))
-	for _, k := range ks {
-		out = append(out, k)
-	}
-	receipt.SortKeys(out)
-	return out, nil
-}
-
 func (s *Server) handleSigningKeys(req *request) (*response, error) {
-	keys, err := s.signingKeys(req)
+	keys, err := s.ledger.KeyList(req.ctx)
 	if err != nil {
 		return nil, err
 	}

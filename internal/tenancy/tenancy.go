@@ -129,14 +129,13 @@ func (p *Provisioner) RevokeKey(ctx context.Context, actor vaultcrux.Principal, 
 		return nil, "", err
 	}
 	item := &ledger.Item{Tenant: tenant, Receipts: []*receipt.Doc{r}}
-	var already bool
 	item.Apply = func(tx store.TenantTx) error {
 		cur, err := tx.GetAPIKey(id)
 		if err != nil {
 			return err
 		}
 		if cur.Revoked() {
-			already, k = true, cur
+			k = cur
 			return errAlreadyRevoked
 		}
 		if !force && cur.Role == vaultcrux.RoleOwner && !cur.Revoked() {
@@ -152,7 +151,8 @@ func (p *Provisioner) RevokeKey(ctx context.Context, actor vaultcrux.Principal, 
 		return err
 	}
 	issued, err := p.Ledger.Commit(ctx, item)
-	if already {
+	if errors.Is(err, errAlreadyRevoked) {
+		// Apply ran (and set k) before Commit returned its error.
 		return k, "", nil
 	}
 	if err != nil {
