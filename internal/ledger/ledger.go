@@ -36,6 +36,7 @@ import (
 	"log/slog"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/mod/sumdb/tlog"
@@ -80,6 +81,8 @@ type Ledger struct {
 
 	randMu sync.Mutex // ident.New reads rand, which need not be safe for concurrent use
 
+	stats stats
+
 	// trees is the writer goroutine's own: the log frontier per tenant.
 	trees map[vaultcrux.TenantID]*translog.Tree
 }
@@ -107,6 +110,32 @@ func New(cfg Config) *Ledger {
 	}
 	go l.loop()
 	return l
+}
+
+// stats are the ledger's counters, read by the metrics endpoint.
+type stats struct {
+	batches, failedBatches, requests, receipts, pending, attested, checkpoints atomic.Uint64
+}
+
+// Stats is a snapshot of the ledger's counters since it started.
+type Stats struct {
+	Batches       uint64 // group commits
+	FailedBatches uint64
+	Requests      uint64 // Commit calls committed (or failed) by the writer
+	Receipts      uint64 // receipts made durable
+	Pending       uint64 // of those, stored pending_signature
+	Attested      uint64 // pending receipts signed since by attestation
+	Checkpoints   uint64 // checkpoints signed
+}
+
+// Stats returns the counters.
+func (l *Ledger) Stats() Stats {
+	return Stats{
+		Batches: l.stats.batches.Load(), FailedBatches: l.stats.failedBatches.Load(),
+		Requests: l.stats.requests.Load(), Receipts: l.stats.receipts.Load(),
+		Pending: l.stats.pending.Load(), Attested: l.stats.attested.Load(),
+		Checkpoints: l.stats.checkpoints.Load(),
+	}
 }
 
 // Close lets the writer commit what is queued, stops it and waits for it.
@@ -333,6 +362,23 @@ func (l *Ledger) runBatch(batch []*request) {
 			l.trees[t] = tree
 		}
 	}
+	l.stats.batches.Add(1)
+	l.stats.requests.Add(uint64(len(batch)))
+	if err != nil {
+		l.stats.failedBatches.Add(1)
+	} else {
+		for _, r := range batch {
+			if r.err != nil {
+				continue
+			}
+			l.stats.receipts.Add(uint64(len(r.recs)))
+			for _, rec := range r.recs {
+				if rec.Pending {
+					l.stats.pending.Add(1)
+				}
+			}
+		}
+	}
 	if l.observe != nil {
 		l.observe(len(batch), receipts, err)
 	}
@@ -443,7 +489,11 @@ func (l *Ledger) Checkpoint(ctx context.Context, tenant vaultcrux.TenantID) (cp 
 			return err
 		}
 		cp = &store.Checkpoint{Size: size, Root: root[:], Note: note, CreatedAt: now}
-		return tx.AddCheckpoint(cp)
+		if err := tx.AddCheckpoint(cp); err != nil {
+			return err
+		}
+		l.stats.checkpoints.Add(1)
+		return nil
 	})
 	return cp, err
 }
@@ -524,6 +574,7 @@ func (l *Ledger) AttestPending(ctx context.Context) (n int, err error) {
 			return n, err
 		}
 	}
+	l.stats.attested.Add(uint64(n))
 	if n > 0 {
 		l.log.Info("signed pending receipts by attestation", "count", n, "kid", key.KID())
 	}

@@ -3,6 +3,8 @@ package server
 import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
+
+	"github.com/vaultcrux/vaultcrux/internal/ledger"
 )
 
 // metrics are the server's Prometheus collectors, on a registry of its own
@@ -16,7 +18,7 @@ type metrics struct {
 	internalErrors prometheus.Counter
 }
 
-func newMetrics() *metrics {
+func newMetrics(led *ledger.Ledger) *metrics {
 	m := &metrics{
 		reg: prometheus.NewRegistry(),
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
@@ -43,5 +45,22 @@ func newMetrics() *metrics {
 	}
 	m.reg.MustRegister(m.requests, m.latency, m.inFlight, m.storeErrors, m.internalErrors,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	// The receipt ledger's counters, read when scraped.
+	for _, c := range []struct {
+		name, help string
+		get        func(ledger.Stats) uint64
+	}{
+		{"vaultcrux_receipts_total", "Receipts made durable.", func(s ledger.Stats) uint64 { return s.Receipts }},
+		{"vaultcrux_receipts_pending_signature_total", "Receipts stored pending_signature because no signing key was available.", func(s ledger.Stats) uint64 { return s.Pending }},
+		{"vaultcrux_receipts_attested_total", "Pending receipts signed since by detached attestation.", func(s ledger.Stats) uint64 { return s.Attested }},
+		{"vaultcrux_receipt_batches_total", "Group commits of the receipt ledger.", func(s ledger.Stats) uint64 { return s.Batches }},
+		{"vaultcrux_receipt_batches_failed_total", "Group commits that failed as a whole.", func(s ledger.Stats) uint64 { return s.FailedBatches }},
+		{"vaultcrux_receipt_requests_total", "Ledger commit requests handled (batches × their size).", func(s ledger.Stats) uint64 { return s.Requests }},
+		{"vaultcrux_log_checkpoints_total", "Tenant log checkpoints signed.", func(s ledger.Stats) uint64 { return s.Checkpoints }},
+	} {
+		get := c.get
+		m.reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{Name: c.name, Help: c.help},
+			func() float64 { return float64(get(led.Stats())) }))
+	}
 	return m
 }

@@ -325,3 +325,23 @@ func TestSigningKeysRoute(t *testing.T) {
 		t.Errorf("new receipt signed by %s", d.Signature().KID)
 	}
 }
+
+func TestReceiptMetrics(t *testing.T) {
+	e := vctest.New(t)
+	owner := e.Tenant("acme")
+	createKey(t, e, "acme", owner, "k1")
+	if r := e.Do(vctest.Request{Method: "GET", Path: "/v1/log/checkpoint", Tenant: "acme", Key: owner}); r.Status != 200 {
+		t.Fatalf("checkpoint: %d", r.Status)
+	}
+	m := e.Do(vctest.Request{Method: "GET", Path: "/metrics", Key: owner})
+	for _, want := range []string{
+		"vaultcrux_receipts_total 2\n", // tenant.created, apikey.created
+		"vaultcrux_receipts_pending_signature_total 0\n",
+		"vaultcrux_receipt_batches_failed_total 0\n",
+		"vaultcrux_log_checkpoints_total 1\n",
+	} {
+		if !strings.Contains(string(m.Raw), want) {
+			t.Errorf("metrics lack %q", want)
+		}
+	}
+}

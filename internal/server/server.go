@@ -100,7 +100,7 @@ func New(o Options) (*Server, error) {
 		s.keyCheck = func(context.Context) error { return nil }
 	}
 	s.prov = &tenancy.Provisioner{Store: s.store, Ledger: s.ledger, Hasher: s.hasher, Now: s.now, Rand: s.rand}
-	s.metrics = newMetrics()
+	s.metrics = newMetrics(s.ledger)
 	s.metricsHandler = promhttp.HandlerFor(s.metrics.reg, promhttp.HandlerOpts{})
 	s.auth = newAuthCache(s.cfg.AuthCacheTTL, s.now)
 	s.routes = s.routeTable()
