@@ -9,6 +9,7 @@ type APIKey struct {
 	Tenant     TenantID
 	Label      string
 	Role       Role
+	SeatID     string // the seat the key belongs to; "" for a tenant key
 	Hash       []byte // HMAC-SHA-256(pepper, …secret…); see internal/apikey
 	CreatedAt  time.Time
 	RevokedAt  *time.Time

@@ -164,6 +164,64 @@ type TenantTx interface {
 	LatestCheckpoint() (*Checkpoint, error)
 	// GetCheckpoint returns the checkpoint of exactly size.
 	GetCheckpoint(size int64) (*Checkpoint, error)
+
+	// Seats (contract §4).
+
+	// CountSeats returns how many seats the tenant has, revoked included.
+	CountSeats() (int, error)
+	// CreateSeat stores s and its creation in the role history (change,
+	// OldRole ""). Conflict if an unrevoked seat has the same email
+	// (compared case-insensitively).
+	CreateSeat(s *vaultcrux.Seat, change *vaultcrux.SeatRoleChange) error
+	GetSeat(id string) (*vaultcrux.Seat, error)
+	// ListSeats returns up to limit seats ordered by id, after the id
+	// `after` ("" for the first page).
+	ListSeats(after string, limit int) ([]*vaultcrux.Seat, error)
+	// LockActiveOwnerSeats returns how many unrevoked owner seats the
+	// tenant has, locking them until the transaction ends (as
+	// LockActiveOwnerKeys does for keys).
+	LockActiveOwnerSeats() (int, error)
+	// ChangeSeatRole sets the role of an unrevoked seat and appends change
+	// to its history, in the same transaction. NotFound for an unknown or
+	// revoked seat.
+	ChangeSeatRole(change *vaultcrux.SeatRoleChange) (*vaultcrux.Seat, error)
+	// SeatRoleHistory returns the role changes of a seat, oldest first.
+	SeatRoleHistory(seatID string) ([]*vaultcrux.SeatRoleChange, error)
+	// RevokeSeat marks the seat revoked at t and, in the same transaction,
+	// revokes its API keys and its frontdoor sessions (RevokedAt t).
+	// Revoking twice keeps the first time.
+	RevokeSeat(id string, t time.Time) (*vaultcrux.Seat, error)
+
+	// CreateInvite stores inv. Conflict if its id or token hash exists.
+	CreateInvite(inv *vaultcrux.Invite) error
+	// AcceptInvite marks the invite with tokenHash accepted at now by the
+	// seat seatID, atomically: of two concurrent accepts one wins. NotFound
+	// when no invite has that hash or it was accepted already; Invalid
+	// ("invite expired") when it expired (ExpiresAt <= now).
+	AcceptInvite(tokenHash []byte, seatID string, now time.Time) (*vaultcrux.Invite, error)
+
+	// Frontdoor sessions (contract §3).
+
+	CreateSession(s *vaultcrux.Session) error
+	// GetSession returns the session, revoked or expired ones included
+	// (the caller decides); NotFound if absent.
+	GetSession(id string) (*vaultcrux.Session, error)
+	// TouchSession sets LastSeenAt to t if it is later.
+	TouchSession(id string, t time.Time) error
+	// RevokeSession marks the session revoked at t (keeping the first
+	// time); NotFound if absent.
+	RevokeSession(id string, t time.Time) (*vaultcrux.Session, error)
+	// RevokeKeySessions revokes every session opened with API key keyID.
+	RevokeKeySessions(keyID string, t time.Time) (int, error)
+	// ListActiveSessions returns unrevoked sessions whose absolute expiry
+	// is after now, ordered by id, after `after`, up to limit. (Idle
+	// expiry is the caller's to judge from LastSeenAt.)
+	ListActiveSessions(now time.Time, after string, limit int) ([]*vaultcrux.Session, error)
+	// AddSessionEvent appends to the session activity table.
+	AddSessionEvent(e *vaultcrux.SessionEvent) error
+	// ListSessionEvents returns events newest first, up to limit, before
+	// the event id `before` ("" for the newest).
+	ListSessionEvents(before string, limit int) ([]*vaultcrux.SessionEvent, error)
 }
 
 // ReceiptRecord is a stored receipt. The row is written once and never

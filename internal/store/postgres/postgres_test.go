@@ -34,8 +34,10 @@ func TestConformance(t *testing.T) {
 }
 
 // migrated returns a database with one signing key and tenants acme and
-// bravo, each with one API key, one idempotency record, and a log of one
-// attested receipt with a checkpoint.
+// bravo, each with one seat (and its creation in the role history), one
+// API key of that seat, one idempotency record, a log of one attested
+// receipt with a checkpoint, one invite, one session and one session
+// event.
 func migrated(t *testing.T) *DB {
 	t.Helper()
 	db := open(t, pgtest.DSN(t))
@@ -49,8 +51,24 @@ func migrated(t *testing.T) *DB {
 			t.Fatal(err)
 		}
 		if err := db.ForTenant(id).Tx(t.Context(), func(tx store.TenantTx) error {
-			k := &vaultcrux.APIKey{ID: "key-" + string(id), Tenant: id, Role: vaultcrux.RoleOwner, Hash: []byte("h")}
+			seat := &vaultcrux.Seat{ID: "seat-" + string(id), Tenant: id, Email: "owner@" + string(id), Role: vaultcrux.RoleOwner, CreatedAt: now}
+			if err := tx.CreateSeat(seat, &vaultcrux.SeatRoleChange{ID: "change-" + string(id), SeatID: seat.ID, NewRole: seat.Role, At: now}); err != nil {
+				return err
+			}
+			k := &vaultcrux.APIKey{ID: "key-" + string(id), Tenant: id, Role: vaultcrux.RoleOwner, SeatID: seat.ID, Hash: []byte("h")}
 			if err := tx.CreateAPIKey(k); err != nil {
+				return err
+			}
+			if err := tx.CreateInvite(&vaultcrux.Invite{ID: "invite-" + string(id), Tenant: id, Email: "new@" + string(id),
+				Role: vaultcrux.RoleMember, TokenHash: []byte("token-" + string(id)), CreatedAt: now, ExpiresAt: now.Add(time.Hour)}); err != nil {
+				return err
+			}
+			if err := tx.CreateSession(&vaultcrux.Session{ID: "session-" + string(id), Tenant: id, KeyID: k.ID, SeatID: seat.ID,
+				Role: k.Role, CreatedAt: now, ExpiresAt: now.Add(time.Hour), IdleTimeout: time.Minute, LastSeenAt: now}); err != nil {
+				return err
+			}
+			if err := tx.AddSessionEvent(&vaultcrux.SessionEvent{ID: "event-" + string(id), Tenant: id,
+				SessionID: "session-" + string(id), Kind: "connect", At: now}); err != nil {
 				return err
 			}
 			_, _, err := tx.ClaimIdempotency(&store.IdempotencyRecord{
@@ -91,18 +109,25 @@ var now = time.Date(2025, 6, 1, 12, 0, 0, 0, time.UTC)
 var rlsTables = []string{
 	"tenants", "api_keys", "idempotency_keys", "signing_keys",
 	"receipts", "receipt_attestations", "log_heads", "log_checkpoints",
+	"seats", "seat_role_changes", "invites", "frontdoor_sessions", "session_events",
 }
+
+// appendOnlyTables are the tables whose policies allow SELECT and INSERT
+// only.
+var appendOnlyTables = []string{"seat_role_changes", "session_events"}
 
 // tenantRows is what one tenant's transaction sees.
 var tenantRows = map[string]int{
 	"api_keys": 1, "idempotency_keys": 1,
 	"receipts": 1, "receipt_attestations": 1, "log_heads": 1, "log_checkpoints": 1,
+	"seats": 1, "seat_role_changes": 1, "invites": 1, "frontdoor_sessions": 1, "session_events": 1,
 }
 
 // systemRows is what administration sees.
 var systemRows = map[string]int{
 	"tenants": 2, "api_keys": 2, "idempotency_keys": 2, "signing_keys": 1,
 	"receipts": 2, "receipt_attestations": 2, "log_heads": 2, "log_checkpoints": 2,
+	"seats": 2, "seat_role_changes": 2, "invites": 2, "frontdoor_sessions": 2, "session_events": 2,
 }
 
 // countRows counts the rows of each table that q can see.
@@ -170,6 +195,19 @@ func TestRLS(t *testing.T) {
 				VALUES ('acme', 0, '\x00', '\x00', now())`},
 			{"insert signing key", `INSERT INTO signing_keys (version, kid, public_key, status, created_at)
 				VALUES (2, 'planted', '\x00', 'active', now())`},
+			{"insert seat", `INSERT INTO seats (tenant_id, seat_id, email, email_lower, role, created_at)
+				VALUES ('acme', 'planted', 'p@x', 'p@x', 'owner', now())`},
+			{"move own seat", `UPDATE seats SET tenant_id = 'acme' WHERE seat_id = 'seat-bravo'`},
+			{"insert role change", `INSERT INTO seat_role_changes (tenant_id, change_id, seat_id, new_role, actor, at)
+				VALUES ('acme', 'planted', 'seat-acme', 'owner', '', now())`},
+			{"insert invite", `INSERT INTO invites (tenant_id, invite_id, email, role, token_hash, created_by, created_at, expires_at)
+				VALUES ('acme', 'planted', 'p@x', 'owner', '\x01', '', now(), now())`},
+			{"insert session", `INSERT INTO frontdoor_sessions (tenant_id, session_id, key_id, role, created_at, expires_at,
+				idle_timeout_ms, last_seen_at, ip, user_agent)
+				VALUES ('acme', 'planted', 'key-acme', 'owner', now(), now(), 1, now(), '', '')`},
+			{"move own session", `UPDATE frontdoor_sessions SET tenant_id = 'acme' WHERE session_id = 'session-bravo'`},
+			{"insert session event", `INSERT INTO session_events (tenant_id, event_id, kind, at, ip, user_agent, detail)
+				VALUES ('acme', 'planted', 'failed', now(), '', '', '')`},
 		}
 		for _, w := range writes {
 			err := db.ForTenant("bravo").Tx(t.Context(), func(tx store.TenantTx) error {
@@ -190,6 +228,10 @@ func TestRLS(t *testing.T) {
 				`UPDATE log_heads SET size = 0 WHERE tenant_id = 'acme'`,
 				`DELETE FROM receipt_attestations WHERE tenant_id = 'acme'`,
 				`UPDATE signing_keys SET status = 'revoked', revoked_at = now()`,
+				`UPDATE seats SET revoked_at = now() WHERE tenant_id = 'acme'`,
+				`DELETE FROM invites WHERE tenant_id = 'acme'`,
+				`UPDATE frontdoor_sessions SET revoked_at = now() WHERE tenant_id = 'acme'`,
+				`UPDATE invites SET accepted_at = now(), seat_id = 'seat-acme' WHERE tenant_id = 'acme'`,
 			} {
 				tag, err := raw.Exec(t.Context(), sql)
 				if err != nil {
@@ -199,6 +241,48 @@ func TestRLS(t *testing.T) {
 					t.Errorf("%s from bravo's tx affected %d rows, want 0", sql, n)
 				}
 			}
+			return nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+	})
+
+	t.Run("AppendOnlyTables", func(t *testing.T) {
+		// Neither a tenant nor administration can change or remove the
+		// rows it reads; only a role that bypasses RLS could.
+		check := func(what string, raw pgx.Tx) {
+			t.Helper()
+			for _, table := range appendOnlyTables {
+				for _, sql := range []string{
+					`UPDATE ` + table + ` SET tenant_id = tenant_id`,
+					`DELETE FROM ` + table,
+				} {
+					tag, err := raw.Exec(t.Context(), sql)
+					if err != nil {
+						t.Errorf("%s: %s: %v", what, sql, err)
+					} else if n := tag.RowsAffected(); n != 0 {
+						t.Errorf("%s: %s affected %d rows, want 0", what, sql, n)
+					}
+				}
+			}
+		}
+		err := db.ForTenant("bravo").Tx(t.Context(), func(tx store.TenantTx) error {
+			raw := tx.(*tenantTx).tx
+			check("bravo's tx", raw)
+			checkCounts(t, "bravo's tx after UPDATE and DELETE", countRows(t, raw), tenantRows)
+			return nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		err = db.Tx(t.Context(), func(tx store.SystemTx) error {
+			if _, err := tx.ListTenants(); err != nil {
+				return err
+			}
+			raw := tx.(*systemTx).tx
+			check("a system tx", raw)
+			checkCounts(t, "a system tx after UPDATE and DELETE", countRows(t, raw), systemRows)
 			return nil
 		})
 		if err != nil {

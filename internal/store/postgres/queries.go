@@ -155,12 +155,14 @@ func insertAPIKey(ctx context.Context, tx pgx.Tx, tenant vaultcrux.TenantID, k *
 		return errors.New("api key without id or hash")
 	}
 	_, err := tx.Exec(ctx,
-		`INSERT INTO api_keys (`+keyColumns+`) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`,
-		k.ID, string(tenant), k.Label, string(k.Role), k.Hash, ms(k.CreatedAt),
+		`INSERT INTO api_keys (`+keyColumns+`) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)`,
+		k.ID, string(tenant), k.Label, string(k.Role), nullString(k.SeatID), k.Hash, ms(k.CreatedAt),
 		msPtr(k.RevokedAt), msPtr(k.LastUsedAt))
 	switch {
 	case isUnique(err):
 		return vaultcrux.E(vaultcrux.Conflict, "api key id already exists")
+	case isForeignKey(err) && k.SeatID != "":
+		return vaultcrux.E(vaultcrux.NotFound, "tenant or seat not found")
 	case isForeignKey(err):
 		return vaultcrux.E(vaultcrux.NotFound, "tenant not found")
 	}
@@ -336,15 +338,16 @@ func scanTenant(row pgx.Row) (*vaultcrux.Tenant, error) {
 	return &t, nil
 }
 
-const keyColumns = `key_id, tenant_id, label, role, hash, created_at, revoked_at, last_used_at`
+const keyColumns = `key_id, tenant_id, label, role, seat_id, hash, created_at, revoked_at, last_used_at`
 
 func scanKey(row pgx.Row) (*vaultcrux.APIKey, error) {
 	var k vaultcrux.APIKey
 	var tenant, role string
-	if err := row.Scan(&k.ID, &tenant, &k.Label, &role, &k.Hash, &k.CreatedAt, &k.RevokedAt, &k.LastUsedAt); err != nil {
+	var seat *string
+	if err := row.Scan(&k.ID, &tenant, &k.Label, &role, &seat, &k.Hash, &k.CreatedAt, &k.RevokedAt, &k.LastUsedAt); err != nil {
 		return nil, err
 	}
-	k.Tenant, k.Role = vaultcrux.TenantID(tenant), vaultcrux.Role(role)
+	k.Tenant, k.Role, k.SeatID = vaultcrux.TenantID(tenant), vaultcrux.Role(role), fromNull(seat)
 	k.CreatedAt = k.CreatedAt.UTC()
 	for _, p := range []*time.Time{k.RevokedAt, k.LastUsedAt} {
 		if p != nil {

@@ -120,12 +120,14 @@ func insertAPIKey(ctx context.Context, tx *sql.Tx, tenant vaultcrux.TenantID, k 
 		return errors.New("api key without id or hash")
 	}
 	_, err := tx.ExecContext(ctx,
-		`INSERT INTO api_keys (`+keyColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
-		k.ID, tenant, k.Label, string(k.Role), k.Hash, millis(k.CreatedAt),
+		`INSERT INTO api_keys (`+keyColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		k.ID, tenant, k.Label, string(k.Role), nullString(k.SeatID), k.Hash, millis(k.CreatedAt),
 		nullMillis(k.RevokedAt), nullMillis(k.LastUsedAt))
 	switch {
 	case isUnique(err):
 		return vaultcrux.E(vaultcrux.Conflict, "api key id already exists")
+	case isForeignKey(err) && k.SeatID != "":
+		return vaultcrux.E(vaultcrux.NotFound, "tenant or seat not found")
 	case isForeignKey(err):
 		return vaultcrux.E(vaultcrux.NotFound, "tenant not found")
 	}
@@ -296,15 +298,17 @@ func scanTenant(row scanner) (*vaultcrux.Tenant, error) {
 	return &t, nil
 }
 
-const keyColumns = `key_id, tenant_id, label, role, hash, created_at, revoked_at, last_used_at`
+const keyColumns = `key_id, tenant_id, label, role, seat_id, hash, created_at, revoked_at, last_used_at`
 
 func scanKey(row scanner) (*vaultcrux.APIKey, error) {
 	var k vaultcrux.APIKey
+	var seat sql.NullString
 	var created int64
 	var revoked, used sql.NullInt64
-	if err := row.Scan(&k.ID, &k.Tenant, &k.Label, &k.Role, &k.Hash, &created, &revoked, &used); err != nil {
+	if err := row.Scan(&k.ID, &k.Tenant, &k.Label, &k.Role, &seat, &k.Hash, &created, &revoked, &used); err != nil {
 		return nil, err
 	}
+	k.SeatID = seat.String
 	k.CreatedAt = fromMillis(created)
 	k.RevokedAt = fromNullMillis(revoked)
 	k.LastUsedAt = fromNullMillis(used)

@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/go-cmp/cmp"
+
 	"github.com/vaultcrux/vaultcrux"
 	"github.com/vaultcrux/vaultcrux/internal/store"
 	"github.com/vaultcrux/vaultcrux/internal/store/storetest"
@@ -276,4 +278,52 @@ func BenchmarkAppendReceipts(b *testing.B) {
 		b.Cleanup(func() { db.Close() })
 		return db
 	})
+}
+
+// TestMigrate0003KeepsKeys upgrades a database at version 2 that has keys:
+// 0003 rebuilds api_keys, which must carry every row over.
+func TestMigrate0003KeepsKeys(t *testing.T) {
+	db := open(t, filepath.Join(t.TempDir(), "vaultcrux.db"))
+	ctx := t.Context()
+	if _, err := db.db.ExecContext(ctx, createMigrationsTable); err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range migrations[:2] {
+		if _, err := db.db.ExecContext(ctx, m.SQL); err != nil {
+			t.Fatalf("migration %d: %v", m.Version, err)
+		}
+		if _, err := db.db.ExecContext(ctx, `INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, 0)`,
+			m.Version, m.Name); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := db.db.ExecContext(ctx, `
+		INSERT INTO tenants (id, name, created_at) VALUES ('acme', 'Acme', 0);
+		INSERT INTO api_keys (key_id, tenant_id, label, role, hash, created_at, revoked_at, last_used_at)
+		VALUES ('k1', 'acme', 'first', 'owner', x'01', 1000, NULL, 2000),
+		       ('k2', 'acme', 'second', 'viewer', x'02', 3000, 4000, NULL)`); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Migrate(ctx); err != nil {
+		t.Fatalf("Migrate from version 2: %v", err)
+	}
+	var got []*vaultcrux.APIKey
+	if err := db.ForTenant("acme").Tx(ctx, func(tx store.TenantTx) (err error) {
+		got, err = tx.ListAPIKeys("", 10)
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	ms := func(v int64) *time.Time { t := time.UnixMilli(v).UTC(); return &t }
+	want := []*vaultcrux.APIKey{
+		{ID: "k1", Tenant: "acme", Label: "first", Role: vaultcrux.RoleOwner, Hash: []byte{1}, CreatedAt: *ms(1000), LastUsedAt: ms(2000)},
+		{ID: "k2", Tenant: "acme", Label: "second", Role: vaultcrux.RoleViewer, Hash: []byte{2}, CreatedAt: *ms(3000), RevokedAt: ms(4000)},
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("keys after migrating to 0003 (-want +got):\n%s", diff)
+	}
+	var problems int
+	if err := db.db.QueryRowContext(ctx, `SELECT count(*) FROM pragma_foreign_key_check`).Scan(&problems); err != nil || problems != 0 {
+		t.Errorf("foreign_key_check after the migration = %d problems (%v), want 0", problems, err)
+	}
 }

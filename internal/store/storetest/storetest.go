@@ -38,6 +38,10 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"Receipts", s.receiptTests()},
 		{"Attestations", s.attestationTests()},
 		{"Checkpoints", s.checkpointTests()},
+		{"Seats", s.seatTests()},
+		{"Invites", s.inviteTests()},
+		{"Sessions", s.sessionTests()},
+		{"SessionEvents", s.sessionEventTests()},
 	}
 	for _, g := range groups {
 		t.Run(g.name, func(t *testing.T) {
@@ -948,5 +952,6 @@ func (s *suite) timeTests() []test {
 			}
 		}},
 		{"LedgerMillisecondsUTC", s.ledgerTimeTest},
+		{"SeatsMillisecondsUTC", s.seatTimeTest},
 	}
 }
