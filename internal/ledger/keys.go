@@ -153,6 +153,14 @@ func (k *Keys) adopt(seed keyring.Secret, rec *store.SigningKey) {
 	k.cur, k.reason = key, ""
 }
 
+// unavailable stops signing, for reason.
+func (k *Keys) unavailable(reason string) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	k.setUnavailable(reason)
+}
+
+// setUnavailable is unavailable with k.mu held.
 func (k *Keys) setUnavailable(reason string) {
 	if k.cur != nil || k.reason != reason {
 		k.log.Error("receipt signer unavailable: receipts are stored pending_signature", "reason", reason)
@@ -188,18 +196,14 @@ func (k *Keys) Refresh(ctx context.Context) (err error) {
 	k.mu.Unlock()
 	switch {
 	case active == nil:
-		k.mu.Lock()
-		k.setUnavailable("no signing key is active (revoked?); rotate with: vaultcrux keys rotate-signing")
-		k.mu.Unlock()
+		k.unavailable("no signing key is active (revoked?); rotate with: vaultcrux keys rotate-signing")
 		return nil
 	case cur != nil && cur.Version() == active.Version && bytes.Equal(cur.Public(), active.Public):
 		return nil
 	}
 	seed, err := k.readSeed()
 	if err != nil {
-		k.mu.Lock()
-		k.setUnavailable("reading the signing key seed: " + err.Error())
-		k.mu.Unlock()
+		k.unavailable("reading the signing key seed: " + err.Error())
 		return nil
 	}
 	pub, err := keyring.SigningPublicKey(seed)
@@ -207,9 +211,7 @@ func (k *Keys) Refresh(ctx context.Context) (err error) {
 		return err
 	}
 	if !bytes.Equal(pub, active.Public) {
-		k.mu.Lock()
-		k.setUnavailable(fmt.Sprintf("the active signing key is %s but the seed file holds another key", active.KID))
-		k.mu.Unlock()
+		k.unavailable(fmt.Sprintf("the active signing key is %s but the seed file holds another key", active.KID))
 		return nil
 	}
 	k.adopt(seed, active)

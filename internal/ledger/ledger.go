@@ -58,8 +58,6 @@ type Config struct {
 	// MaxBatch bounds the requests committed in one transaction
 	// (default 1024).
 	MaxBatch int
-	// Observe, when set, is told the size of every committed batch.
-	Observe func(requests, receipts int, err error)
 }
 
 // Ledger issues receipts. Its methods are safe for concurrent use.
@@ -70,7 +68,6 @@ type Ledger struct {
 	rand     io.Reader
 	log      *slog.Logger
 	maxBatch int
-	observe  func(requests, receipts int, err error)
 
 	reqs chan *request
 
@@ -96,7 +93,6 @@ func New(cfg Config) *Ledger {
 		rand:     cfg.Rand,
 		log:      cfg.Logger,
 		maxBatch: cfg.MaxBatch,
-		observe:  cfg.Observe,
 		reqs:     make(chan *request, 4096),
 		quit:     make(chan struct{}),
 		done:     make(chan struct{}),
@@ -322,13 +318,11 @@ const batchTimeout = 30 * time.Second
 func (l *Ledger) runBatch(batch []*request) {
 	groups := make(map[vaultcrux.TenantID][]*request)
 	var order []vaultcrux.TenantID
-	receipts := 0
 	for _, r := range batch {
 		if _, ok := groups[r.item.Tenant]; !ok {
 			order = append(order, r.item.Tenant)
 		}
 		groups[r.item.Tenant] = append(groups[r.item.Tenant], r)
-		receipts += len(r.recs)
 	}
 	slices.Sort(order)
 
@@ -378,9 +372,6 @@ func (l *Ledger) runBatch(batch []*request) {
 				}
 			}
 		}
-	}
-	if l.observe != nil {
-		l.observe(len(batch), receipts, err)
 	}
 	for _, r := range batch {
 		close(r.done)

@@ -186,17 +186,7 @@ func TestCommitSignsLogsAndVerifies(t *testing.T) {
 func TestGroupCommit(t *testing.T) {
 	backends(t, func(t *testing.T, backend string) {
 		f := newFixtureOn(t, backend, "t0", "t1", "t2")
-		var batches, maxBatch int
 		var mu sync.Mutex
-		f.l.Close()
-		f.l = ledger.New(ledger.Config{Store: f.st, Keys: f.keys, Now: f.clock, Rand: rand.Reader,
-			Observe: func(requests, receipts int, err error) {
-				mu.Lock()
-				batches++
-				maxBatch = max(maxBatch, requests)
-				mu.Unlock()
-			}})
-		t.Cleanup(f.l.Close)
 
 		const writers, each = 16, 25
 		var wg sync.WaitGroup
@@ -235,8 +225,12 @@ func TestGroupCommit(t *testing.T) {
 		for err := range errs {
 			t.Fatal(err)
 		}
-		t.Logf("%d requests in %d batches (largest %d)", writers*each, batches, maxBatch)
-		if batches >= writers*each {
+		st := f.l.Stats()
+		t.Logf("%d requests in %d batches", writers*each, st.Batches)
+		if st.Requests != writers*each || st.Receipts != writers*each || st.FailedBatches != 0 {
+			t.Errorf("stats %+v, want %d requests and receipts, no failed batch", st, writers*each)
+		}
+		if batches := st.Batches; batches >= writers*each {
 			t.Errorf("%d batches for %d requests: nothing was grouped", batches, writers*each)
 		}
 		ks := f.keySet(t)
