@@ -43,6 +43,11 @@ type Config struct {
 	// replaced by `vaultcrux keys rotate-signing`.
 	SigningKeyFile string
 
+	// MasterKeyFile holds the local key provider's master key (32 bytes,
+	// base64), which wraps every tenant's key-encryption key. Default:
+	// DataDir/keys/master-key, created 0600 on first start.
+	MasterKeyFile string
+
 	OpsAllowlist   []netip.Prefix
 	TrustedProxies []netip.Prefix
 
@@ -123,6 +128,9 @@ var settings = []setting{
 	{flag: "signing-key-file", env: "VAULTCRUX_SIGNING_KEY_FILE", usage: "file holding the receipt signing key seed (32 bytes, base64); default <data-dir>/keys/signing-key",
 		set: func(c *Config, v string) error { c.SigningKeyFile = v; return nil },
 		get: func(c *Config) string { return c.SigningKeyFile }},
+	{flag: "master-key-file", env: "VAULTCRUX_MASTER_KEY_FILE", usage: "file holding the local key provider's master key (32 bytes, base64); default <data-dir>/keys/master-key",
+		set: func(c *Config, v string) error { c.MasterKeyFile = v; return nil },
+		get: func(c *Config) string { return c.MasterKeyFile }},
 	{flag: "ops-allowlist", env: "VAULTCRUX_OPS_ALLOWLIST", usage: "comma-separated CIDRs allowed to read /metrics and /build-info without a key (\"none\" for empty)",
 		set: func(c *Config, v string) (err error) { c.OpsAllowlist, err = parsePrefixes(v); return err },
 		get: func(c *Config) string { return formatPrefixes(c.OpsAllowlist) }},
@@ -267,6 +275,18 @@ func (c *Config) SigningKeyPath() string {
 	return filepath.Join(c.DataDir, "keys", "signing-key")
 }
 
+// MasterKeyPath is the effective path of the local provider's master key.
+func (c *Config) MasterKeyPath() string {
+	if c.MasterKeyFile != "" {
+		return c.MasterKeyFile
+	}
+	return filepath.Join(c.DataDir, "keys", "master-key")
+}
+
+// MasterKeyManaged reports whether the master key file was configured (it
+// is then rendered by a secrets agent and never created by vaultcrux).
+func (c *Config) MasterKeyManaged() bool { return c.MasterKeyFile != "" }
+
 // SigningKeyManaged reports whether the signing key file was configured.
 func (c *Config) SigningKeyManaged() bool { return c.SigningKeyFile != "" }
 
@@ -284,7 +304,7 @@ func (c *Config) Backend() string {
 // Redacted returns the effective settings as name → value with every
 // secret replaced, fit for logs and `vaultcrux config`.
 func (c *Config) Redacted() map[string]string {
-	out := map[string]string{"backend": c.Backend(), "api_key_pepper_file": c.PepperFile(), "signing_key_file": c.SigningKeyPath()}
+	out := map[string]string{"backend": c.Backend(), "api_key_pepper_file": c.PepperFile(), "signing_key_file": c.SigningKeyPath(), "master_key_file": c.MasterKeyPath()}
 	for _, s := range settings {
 		v := s.get(c)
 		if s.secret && v != "" {

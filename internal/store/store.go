@@ -65,6 +65,8 @@ type BatchTx interface {
 
 // SystemTx is a transaction across tenants, for administration only.
 type SystemTx interface {
+	SystemEvidenceTx
+
 	// CreateTenant creates t (Conflict if the id exists) and, when firstKey
 	// is not nil, stores that key in the same transaction, so that a tenant
 	// never exists without a way in.
@@ -100,6 +102,8 @@ type SystemTx interface {
 
 // TenantTx is a transaction within one tenant.
 type TenantTx interface {
+	EvidenceTx
+
 	// CreateAPIKey stores k; k.Tenant must be the handle's tenant.
 	CreateAPIKey(k *vaultcrux.APIKey) error
 	GetAPIKey(id string) (*vaultcrux.APIKey, error)
