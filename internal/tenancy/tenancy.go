@@ -41,6 +41,10 @@ type Provisioner struct {
 	Hasher *apikey.Hasher
 	Now    func() time.Time
 	Rand   io.Reader
+	// TenantSetup, when set, runs in the transaction that creates a
+	// tenant, scoped to it: the evidence plane creates the tenant's
+	// key-encryption key there, so that a tenant never exists without one.
+	TenantSetup func(tx store.TenantTx, tenant vaultcrux.TenantID) error
 }
 
 // CreateTenant creates tenant id with an owner key labelled label, in one
@@ -69,8 +73,14 @@ func (p *Provisioner) CreateTenant(ctx context.Context, actor vaultcrux.Principa
 		return nil, nil, tok, "", err
 	}
 	issued, err := p.Ledger.Commit(ctx, &ledger.Item{
-		Tenant:   id,
-		System:   func(tx store.SystemTx) error { return tx.CreateTenant(t, k) },
+		Tenant: id,
+		System: func(tx store.SystemTx) error { return tx.CreateTenant(t, k) },
+		Apply: func(tx store.TenantTx) error {
+			if p.TenantSetup == nil {
+				return nil
+			}
+			return p.TenantSetup(tx, id)
+		},
 		Receipts: []*receipt.Doc{r},
 	})
 	if err != nil {
