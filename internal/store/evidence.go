@@ -16,7 +16,8 @@ type EvidenceTx interface {
 	// Key material of the tenant (its key-encryption keys).
 
 	// AddTenantKEK stores a new KEK version. Conflict if the version
-	// exists or the tenant is shredded.
+	// exists, if k is active while another version is (retire that one
+	// first), or if the tenant is shredded.
 	AddTenantKEK(k *TenantKEK) error
 	// ActiveTenantKEK returns the active KEK version; NotFound if the
 	// tenant has none (never created, or shredded).
@@ -26,11 +27,13 @@ type EvidenceTx interface {
 	ListTenantKEKs() ([]*TenantKEK, error)
 	// RetireTenantKEK marks version retired at t and erases its Wrapped
 	// and IndexKey material (after a rotation re-wrapped everything
-	// under the next version). NotFound if absent.
+	// under the next version). Retiring twice keeps the first time; a
+	// destroyed version stays destroyed. NotFound if absent.
 	RetireTenantKEK(version int, t time.Time) error
 	// ShredTenantKeys marks every KEK version destroyed at t, erases all
-	// their material, and erases every stored DEK (documents' and queued
-	// ingest jobs'). It returns how many KEK versions it destroyed.
+	// their material, and erases every stored DEK (documents' and
+	// ingest jobs', whatever their status). It returns how many KEK
+	// versions it destroyed (not counting ones destroyed before).
 	// After it, ActiveTenantKEK is NotFound and AddTenantKEK is Conflict.
 	ShredTenantKeys(t time.Time) (int, error)
 	// TenantShreddedAt returns when the tenant's keys were shredded, or nil.
@@ -44,20 +47,26 @@ type EvidenceTx interface {
 	// PutDocument makes d (with its chunks) the current version of
 	// d.ID, atomically: the previous version's chunks are deleted, and
 	// an IndexChange ("put", doc, version) is appended, whose Seq it
-	// returns. d.Version must be the previous version + 1 (1 when there
-	// was none, including after a delete); Conflict otherwise.
+	// returns. d.Version must be the previous version + 1, a deleted
+	// version counting as previous (so 1 only for an id never put);
+	// Conflict otherwise.
 	PutDocument(d *Document, chunks []*Chunk, now time.Time) (seq int64, err error)
 	// DeleteDocument deletes the current version of docID and its
 	// chunks, keeping the document's version counter (a later put must
 	// use the next version), and appends an IndexChange ("delete"). It
-	// returns the deleted document. NotFound if absent or deleted.
+	// returns the deleted document as it was before the delete, and the
+	// change's Seq. NotFound if absent or deleted.
 	DeleteDocument(docID string, now time.Time) (*Document, int64, error)
+	// DocumentVersion returns the latest version docID ever had, deleted
+	// ones included (0 if it never existed): the next put uses it + 1.
+	DocumentVersion(docID string) (int, error)
 	// ListDocuments returns current documents ordered by id after `after`.
 	ListDocuments(after string, limit int) ([]*Document, error)
 	// RewrapDEKs replaces the wrapped DEK of every document and
 	// unfinished ingest job whose KEKVersion is from, setting KEKVersion
 	// to: fn gets the old wrapped DEK and returns the new one (an error
-	// from fn aborts). It returns how many it rewrapped.
+	// from fn aborts). Erased DEKs are skipped. It returns how many it
+	// rewrapped.
 	RewrapDEKs(from, to int, fn func(wrapped string) (string, error)) (int, error)
 
 	// Chunks.
@@ -66,8 +75,9 @@ type EvidenceTx interface {
 	// order asked, skipping missing ones.
 	GetChunks(ids []string) ([]*Chunk, error)
 	// ListChunks returns the current chunks of every current document,
-	// ordered by (DocID, Seq), after the chunk id `after`, up to limit:
-	// the rebuild of the in-memory index.
+	// ordered by chunk id, after the chunk id `after`, up to limit: the
+	// rebuild of the in-memory index. (Chunk ids sort bytewise: "d#10"
+	// comes before "d#2"; order by (DocID, Seq) in memory if needed.)
 	ListChunks(after string, limit int) ([]*Chunk, error)
 	// DocumentChunks returns the chunks of one document version.
 	DocumentChunks(docID string, version int) ([]*Chunk, error)
@@ -83,14 +93,16 @@ type EvidenceTx interface {
 
 	// Ingest jobs (contract §5).
 
-	// CreateIngestJob stores a queued job. Conflict if its id exists.
+	// CreateIngestJob stores a queued job (Status "queued"); j.Tenant
+	// must be the handle's tenant. Conflict if its id exists.
 	CreateIngestJob(j *IngestJob) error
 	// GetIngestJob returns the job; NotFound if absent.
 	GetIngestJob(id string) (*IngestJob, error)
 	// FinishIngestJob sets the job's final Status (indexed or failed),
 	// Chunks, DocVersion, Unchanged, Error, ReceiptID and UpdatedAt, and erases its
 	// Content and DEK, provided the job is "processing" under lease; else
-	// Conflict (its lease was lost, or it is finished).
+	// Conflict (its lease was lost, or it is finished). NotFound if the
+	// job does not exist.
 	FinishIngestJob(j *IngestJob, lease string) error
 }
 
@@ -174,6 +186,7 @@ type IndexChange struct {
 // when the job finishes.
 type IngestJob struct {
 	ID         string
+	Tenant     vaultcrux.TenantID // a claim returns jobs of every tenant
 	DocID      string
 	CorpusID   string
 	Title      string

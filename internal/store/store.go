@@ -185,10 +185,19 @@ type TenantTx interface {
 	// tenant has, locking them until the transaction ends (as
 	// LockActiveOwnerKeys does for keys).
 	LockActiveOwnerSeats() (int, error)
-	// ChangeSeatRole sets the role of an unrevoked seat and appends change
-	// to its history, in the same transaction. NotFound for an unknown or
-	// revoked seat.
+	// ChangeSeatRole sets the role of an unrevoked seat whose role is
+	// still change.OldRole and appends change to its history. In the same
+	// transaction it gives the new role to the seat's API keys and to the
+	// frontdoor sessions opened with the seat or one of its keys, so that
+	// a demotion takes effect on every credential of the seat. NotFound
+	// for an unknown or revoked seat; Conflict when the seat's role is no
+	// longer change.OldRole.
 	ChangeSeatRole(change *vaultcrux.SeatRoleChange) (*vaultcrux.Seat, error)
+	// AttachKeyToSeat makes the unrevoked key keyID, which belongs to no
+	// seat, a key of the unrevoked seat seatID, and gives it the seat's
+	// role. NotFound when the key or the seat is missing or revoked;
+	// Conflict when the key belongs to a seat already.
+	AttachKeyToSeat(keyID, seatID string) (*vaultcrux.APIKey, error)
 	// SeatRoleHistory returns the role changes of a seat, oldest first.
 	SeatRoleHistory(seatID string) ([]*vaultcrux.SeatRoleChange, error)
 	// RevokeSeat marks the seat revoked at t and, in the same transaction,
@@ -198,6 +207,10 @@ type TenantTx interface {
 
 	// CreateInvite stores inv. Conflict if its id or token hash exists.
 	CreateInvite(inv *vaultcrux.Invite) error
+	// FindInvite returns the invite whose token hash is tokenHash,
+	// accepted and expired ones included (the caller decides); NotFound
+	// when this tenant has none.
+	FindInvite(tokenHash []byte) (*vaultcrux.Invite, error)
 	// AcceptInvite marks the invite with tokenHash accepted at now by the
 	// seat seatID, atomically: of two concurrent accepts one wins. NotFound
 	// when no invite has that hash or it was accepted already; Invalid

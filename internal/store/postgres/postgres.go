@@ -31,6 +31,11 @@
 //     lock that LogHead takes on the tenant's log_heads row; the append
 //     itself also checks the head, so an appender that skipped LogHead gets
 //     a Conflict, never a gap or a fork.
+//   - Writes to a tenant's documents, chunks, index change log and key
+//     material are serialised across replicas by the row lock on the
+//     tenant's evidence_heads row, taken before they read what they check;
+//     the same row hands out the change log's Seqs, so they run 1, 2, 3, …
+//     with no gap. Ingest jobs are claimed with FOR UPDATE SKIP LOCKED.
 //   - Times are timestamptz truncated to milliseconds, returned in UTC.
 package postgres
 

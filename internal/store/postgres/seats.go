@@ -139,7 +139,8 @@ func (t *tenantTx) LockActiveOwnerSeats() (_ int, err error) {
 // ChangeSeatRole updates only a seat that still has change.OldRole, so
 // that of two changes made from the same reading one fails instead of
 // overwriting the other unseen: the second blocks on the row and, READ
-// COMMITTED, re-checks the role after the first commits.
+// COMMITTED, re-checks the role after the first commits. Revoked keys and
+// ended sessions keep the role they had: they record what was.
 func (t *tenantTx) ChangeSeatRole(change *vaultcrux.SeatRoleChange) (_ *vaultcrux.Seat, err error) {
 	defer vaultcrux.Wrap(&err, "postgres.ChangeSeatRole")
 	if err := t.enter(); err != nil {
@@ -162,7 +163,81 @@ func (t *tenantTx) ChangeSeatRole(change *vaultcrux.SeatRoleChange) (_ *vaultcru
 	if err := t.insertRoleChange(change); err != nil {
 		return nil, err
 	}
+	if err := t.setSeatCredentialRole(change.SeatID, change.NewRole); err != nil {
+		return nil, err
+	}
 	return s, nil
+}
+
+// setSeatCredentialRole gives role to the unrevoked keys of a seat and to
+// the unrevoked sessions opened with the seat or one of its keys. The
+// caller holds the seat row's lock, which AttachKeyToSeat also needs, so
+// no key joins the seat in between.
+func (t *tenantTx) setSeatCredentialRole(seatID string, role vaultcrux.Role) error {
+	if _, err := t.tx.Exec(t.ctx,
+		`UPDATE api_keys SET role = $1 WHERE tenant_id = $2 AND seat_id = $3 AND revoked_at IS NULL`,
+		string(role), string(t.tenant), seatID); err != nil {
+		return err
+	}
+	_, err := t.tx.Exec(t.ctx,
+		`UPDATE frontdoor_sessions SET role = $1
+		 WHERE tenant_id = $2 AND revoked_at IS NULL AND (seat_id = $3 OR key_id IN (
+		     SELECT key_id FROM api_keys WHERE tenant_id = $2 AND seat_id = $3))`,
+		string(role), string(t.tenant), seatID)
+	return err
+}
+
+// AttachKeyToSeat first takes a share lock on the seat row, so that a
+// concurrent revocation or role change of the seat either commits before
+// (and the seat is re-read) or waits until this transaction ends; a key
+// can then neither join a revoked seat nor miss a role change.
+func (t *tenantTx) AttachKeyToSeat(keyID, seatID string) (_ *vaultcrux.APIKey, err error) {
+	defer vaultcrux.Wrap(&err, "postgres.AttachKeyToSeat")
+	if err := t.enter(); err != nil {
+		return nil, err
+	}
+	var role string
+	err = t.tx.QueryRow(t.ctx,
+		`SELECT role FROM seats WHERE tenant_id = $1 AND seat_id = $2 AND revoked_at IS NULL FOR SHARE`,
+		string(t.tenant), seatID).Scan(&role)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil, t.attachMiss(keyID) // the key's state is reported first, as in SQLite
+	}
+	if err != nil {
+		return nil, err
+	}
+	k, err := scanKey(t.tx.QueryRow(t.ctx,
+		`UPDATE api_keys SET seat_id = $1, role = $2
+		 WHERE tenant_id = $3 AND key_id = $4 AND revoked_at IS NULL AND seat_id IS NULL
+		 RETURNING `+keyColumns,
+		seatID, role, string(t.tenant), keyID))
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil, t.attachMiss(keyID)
+	}
+	if err != nil {
+		return nil, err
+	}
+	if _, err := t.tx.Exec(t.ctx,
+		`UPDATE frontdoor_sessions SET role = $1 WHERE tenant_id = $2 AND key_id = $3 AND revoked_at IS NULL`,
+		role, string(t.tenant), keyID); err != nil {
+		return nil, err
+	}
+	return k, nil
+}
+
+// attachMiss explains why AttachKeyToSeat updated no key.
+func (t *tenantTx) attachMiss(keyID string) error {
+	k, err := scanKey(t.tx.QueryRow(t.ctx,
+		`SELECT `+keyColumns+` FROM api_keys WHERE tenant_id = $1 AND key_id = $2`, string(t.tenant), keyID))
+	switch {
+	case errors.Is(err, pgx.ErrNoRows) || err == nil && k.Revoked():
+		return vaultcrux.E(vaultcrux.NotFound, "api key not found")
+	case err != nil:
+		return err
+	case k.SeatID != "":
+		return vaultcrux.E(vaultcrux.Conflict, "the key belongs to a seat already")
+	}
+	return vaultcrux.E(vaultcrux.NotFound, "seat not found")
 }
 
 func checkRoleChange(c *vaultcrux.SeatRoleChange) error {
@@ -269,6 +344,23 @@ func checkInvite(tenant vaultcrux.TenantID, inv *vaultcrux.Invite) error {
 		return errors.New("invite accepted without a seat or the other way round")
 	}
 	return nil
+}
+
+func (t *tenantTx) FindInvite(tokenHash []byte) (_ *vaultcrux.Invite, err error) {
+	defer vaultcrux.Wrap(&err, "postgres.FindInvite")
+	if err := t.enter(); err != nil {
+		return nil, err
+	}
+	if len(tokenHash) == 0 {
+		return nil, vaultcrux.E(vaultcrux.NotFound, "invite not found")
+	}
+	inv, err := scanInvite(t.tx.QueryRow(t.ctx,
+		`SELECT tenant_id, `+inviteColumns+` FROM invites WHERE tenant_id = $1 AND token_hash = $2`,
+		string(t.tenant), tokenHash))
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil, vaultcrux.E(vaultcrux.NotFound, "invite not found")
+	}
+	return inv, err
 }
 
 // AcceptInvite is one conditional update. Of two concurrent accepts, the

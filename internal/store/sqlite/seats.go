@@ -131,7 +131,8 @@ func (t *tenantTx) LockActiveOwnerSeats() (_ int, err error) {
 
 // ChangeSeatRole updates only a seat that still has change.OldRole, so
 // that of two changes made from the same reading one fails instead of
-// overwriting the other unseen.
+// overwriting the other unseen. Revoked keys and ended sessions keep the
+// role they had: they record what was.
 func (t *tenantTx) ChangeSeatRole(change *vaultcrux.SeatRoleChange) (_ *vaultcrux.Seat, err error) {
 	defer vaultcrux.Wrap(&err, "sqlite.ChangeSeatRole")
 	if err := t.enter(); err != nil {
@@ -154,7 +155,69 @@ func (t *tenantTx) ChangeSeatRole(change *vaultcrux.SeatRoleChange) (_ *vaultcru
 	if err := t.insertRoleChange(change); err != nil {
 		return nil, err
 	}
+	if err := t.setSeatCredentialRole(change.SeatID, change.NewRole); err != nil {
+		return nil, err
+	}
 	return s, nil
+}
+
+// setSeatCredentialRole gives role to the unrevoked keys of a seat and to
+// the unrevoked sessions opened with the seat or one of its keys.
+func (t *tenantTx) setSeatCredentialRole(seatID string, role vaultcrux.Role) error {
+	if _, err := t.tx.ExecContext(t.ctx,
+		`UPDATE api_keys SET role = ? WHERE tenant_id = ? AND seat_id = ? AND revoked_at IS NULL`,
+		string(role), t.tenant, seatID); err != nil {
+		return err
+	}
+	_, err := t.tx.ExecContext(t.ctx,
+		`UPDATE frontdoor_sessions SET role = ?1
+		 WHERE tenant_id = ?2 AND revoked_at IS NULL AND (seat_id = ?3 OR key_id IN (
+		     SELECT key_id FROM api_keys WHERE tenant_id = ?2 AND seat_id = ?3))`,
+		string(role), t.tenant, seatID)
+	return err
+}
+
+// AttachKeyToSeat is one conditional update; only a miss runs the
+// queries that find out why.
+func (t *tenantTx) AttachKeyToSeat(keyID, seatID string) (_ *vaultcrux.APIKey, err error) {
+	defer vaultcrux.Wrap(&err, "sqlite.AttachKeyToSeat")
+	if err := t.enter(); err != nil {
+		return nil, err
+	}
+	k, err := scanKey(t.tx.QueryRowContext(t.ctx,
+		`UPDATE api_keys SET seat_id = ?2,
+		     role = (SELECT role FROM seats WHERE tenant_id = ?1 AND seat_id = ?2)
+		 WHERE tenant_id = ?1 AND key_id = ?3 AND revoked_at IS NULL AND seat_id IS NULL
+		   AND EXISTS (SELECT 1 FROM seats WHERE tenant_id = ?1 AND seat_id = ?2 AND revoked_at IS NULL)
+		 RETURNING `+keyColumns,
+		t.tenant, seatID, keyID))
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, t.attachMiss(keyID)
+	}
+	if err != nil {
+		return nil, err
+	}
+	if _, err := t.tx.ExecContext(t.ctx,
+		`UPDATE frontdoor_sessions SET role = ? WHERE tenant_id = ? AND key_id = ? AND revoked_at IS NULL`,
+		string(k.Role), t.tenant, keyID); err != nil {
+		return nil, err
+	}
+	return k, nil
+}
+
+// attachMiss explains why AttachKeyToSeat updated no key.
+func (t *tenantTx) attachMiss(keyID string) error {
+	k, err := scanKey(t.tx.QueryRowContext(t.ctx,
+		`SELECT `+keyColumns+` FROM api_keys WHERE tenant_id = ? AND key_id = ?`, t.tenant, keyID))
+	switch {
+	case errors.Is(err, sql.ErrNoRows) || err == nil && k.Revoked():
+		return vaultcrux.E(vaultcrux.NotFound, "api key not found")
+	case err != nil:
+		return err
+	case k.SeatID != "":
+		return vaultcrux.E(vaultcrux.Conflict, "the key belongs to a seat already")
+	}
+	return vaultcrux.E(vaultcrux.NotFound, "seat not found")
 }
 
 func checkRoleChange(c *vaultcrux.SeatRoleChange) error {
@@ -259,6 +322,23 @@ func checkInvite(tenant vaultcrux.TenantID, inv *vaultcrux.Invite) error {
 		return errors.New("invite accepted without a seat or the other way round")
 	}
 	return nil
+}
+
+func (t *tenantTx) FindInvite(tokenHash []byte) (_ *vaultcrux.Invite, err error) {
+	defer vaultcrux.Wrap(&err, "sqlite.FindInvite")
+	if err := t.enter(); err != nil {
+		return nil, err
+	}
+	if len(tokenHash) == 0 {
+		return nil, vaultcrux.E(vaultcrux.NotFound, "invite not found")
+	}
+	inv, err := scanInvite(t.tx.QueryRowContext(t.ctx,
+		`SELECT tenant_id, `+inviteColumns+` FROM invites WHERE tenant_id = ? AND token_hash = ?`,
+		t.tenant, tokenHash))
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, vaultcrux.E(vaultcrux.NotFound, "invite not found")
+	}
+	return inv, err
 }
 
 // AcceptInvite is one conditional update; the write lock of the

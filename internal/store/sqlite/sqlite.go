@@ -7,8 +7,8 @@
 //   - The data directory is created 0700 and the database file 0600; SQLite
 //     gives its -wal and -shm files the mode of the database file.
 //   - Every connection runs with foreign_keys=ON, journal_mode=WAL,
-//     synchronous=FULL and a busy timeout, set through the DSN so that no
-//     pooled connection can miss them.
+//     synchronous=FULL, secure_delete=ON and a busy timeout, set through
+//     the DSN so that no pooled connection can miss them.
 //   - Transactions run one at a time on a single connection and begin with
 //     BEGIN IMMEDIATE: the write lock is taken up front, so a transaction
 //     never fails half-way trying to upgrade a read lock, and another
@@ -91,6 +91,10 @@ func Open(ctx context.Context, path string) (_ *DB, err error) {
 	// receipt handed to a client survives power loss, not just a crash of
 	// the process. The ledger's group commit pays one fsync per batch.
 	q.Add("_pragma", "synchronous(FULL)")
+	// Deleted and overwritten content is zeroed in the file, so that erased
+	// key material (a crypto-shred) does not linger in free space; Scrub
+	// then clears it out of the WAL.
+	q.Add("_pragma", "secure_delete(1)")
 	q.Set("_txlock", "immediate")
 	dsn := (&url.URL{Scheme: "file", Path: abs, RawQuery: q.Encode()}).String()
 

@@ -248,6 +248,105 @@ func (s *suite) seatTests() []test {
 			_, err = tryChangeRole(t, st, acme, roleChange("c5", "s1", vaultcrux.RoleOwner, vaultcrux.RoleAdmin, t0.Add(2*time.Hour)))
 			checkKind(t, "ChangeSeatRole(revoked seat)", err, vaultcrux.NotFound)
 		}},
+		{"ChangeRoleUpdatesCredentials", func(t *testing.T) {
+			// A demotion takes effect on the seat's keys and on the
+			// sessions opened with them; revoked ones keep their record.
+			st := s.fresh(t)
+			createSeats(t, st, seat(acme, "s1", "a@example.com", vaultcrux.RoleMember), seat(acme, "s2", "b@example.com", vaultcrux.RoleMember))
+			revokedKey := seatKey(acme, "k1-old", "s1")
+			revokedKey.RevokedAt = ptr(t0)
+			createKeys(t, st, seatKey(acme, "k1", "s1"), revokedKey, seatKey(acme, "k2", "s2"), apiKey(acme, "kt", vaultcrux.RoleMember))
+			ended := session(acme, "sess-ended", "k1", "s1")
+			ended.RevokedAt = ptr(t0)
+			createSessions(t, st, session(acme, "sess-seat", "k1", "s1"), session(acme, "sess-key", "k1", ""), ended,
+				session(acme, "sess-other", "k2", "s2"), session(acme, "sess-tenant", "kt", ""))
+
+			// A refused change touches no credential.
+			_, err := tryChangeRole(t, st, acme, roleChange("c0", "s1", vaultcrux.RoleViewer, vaultcrux.RoleOwner, t0))
+			checkKind(t, "ChangeSeatRole(stale old role)", err, vaultcrux.Conflict)
+			if got := getKey(t, st, acme, "k1").Role; got != vaultcrux.RoleMember {
+				t.Errorf("k1 role after a refused change = %s, want member", got)
+			}
+
+			if _, err := tryChangeRole(t, st, acme, roleChange("c1", "s1", vaultcrux.RoleMember, vaultcrux.RoleAdmin, t0.Add(time.Minute))); err != nil {
+				t.Fatalf("ChangeSeatRole: %v", err)
+			}
+			for id, want := range map[string]vaultcrux.Role{"k1": vaultcrux.RoleAdmin, "k1-old": vaultcrux.RoleMember, "k2": vaultcrux.RoleMember, "kt": vaultcrux.RoleMember} {
+				if got := getKey(t, st, acme, id).Role; got != want {
+					t.Errorf("key %s role = %s, want %s", id, got, want)
+				}
+			}
+			for id, want := range map[string]vaultcrux.Role{"sess-seat": vaultcrux.RoleAdmin, "sess-key": vaultcrux.RoleAdmin, "sess-ended": vaultcrux.RoleMember, "sess-other": vaultcrux.RoleMember, "sess-tenant": vaultcrux.RoleMember} {
+				if got := getSession(t, st, acme, id).Role; got != want {
+					t.Errorf("session %s role = %s, want %s", id, got, want)
+				}
+			}
+		}},
+		{"AttachKeyToSeat", func(t *testing.T) {
+			st := s.fresh(t)
+			revokedSeat := seat(acme, "s2", "b@example.com", vaultcrux.RoleOwner)
+			revokedSeat.RevokedAt = ptr(t0)
+			createSeats(t, st, seat(acme, "s1", "a@example.com", vaultcrux.RoleOwner), revokedSeat, seat(bravo, "sb", "c@example.com", vaultcrux.RoleOwner))
+			revokedKey := apiKey(acme, "kr", vaultcrux.RoleOwner)
+			revokedKey.RevokedAt = ptr(t0)
+			createKeys(t, st, apiKey(acme, "kt", vaultcrux.RoleMember), apiKey(acme, "ku", vaultcrux.RoleMember), revokedKey,
+				seatKey(acme, "ks", "s1"), apiKey(bravo, "kb", vaultcrux.RoleOwner))
+			createSessions(t, st, session(acme, "sess-kt", "kt", ""))
+
+			var got *vaultcrux.APIKey
+			tenTx(t, st, acme, func(tx store.TenantTx) (err error) {
+				got, err = tx.AttachKeyToSeat("kt", "s1")
+				return err
+			})
+			want := apiKey(acme, "kt", vaultcrux.RoleOwner) // the seat's role
+			want.SeatID = "s1"
+			if diff := cmp.Diff(want, got); diff != "" {
+				t.Errorf("AttachKeyToSeat (-want +got):\n%s", diff)
+			}
+			if diff := cmp.Diff(want, getKey(t, st, acme, "kt")); diff != "" {
+				t.Errorf("key after AttachKeyToSeat (-want +got):\n%s", diff)
+			}
+			if got := getSession(t, st, acme, "sess-kt").Role; got != vaultcrux.RoleOwner {
+				t.Errorf("session of the attached key has role %s, want owner", got)
+			}
+
+			attach := func(tenant, key, seat string) error {
+				return st.ForTenant(vaultcrux.TenantID(tenant)).Tx(t.Context(), func(tx store.TenantTx) error {
+					_, err := tx.AttachKeyToSeat(key, seat)
+					return err
+				})
+			}
+			for _, c := range []struct {
+				name, tenant, key, seat string
+				want                    vaultcrux.Kind
+			}{
+				{"again", acme, "kt", "s1", vaultcrux.Conflict},
+				{"key of another seat", acme, "ks", "s1", vaultcrux.Conflict},
+				{"revoked key", acme, "kr", "s1", vaultcrux.NotFound},
+				{"missing key", acme, "nope", "s1", vaultcrux.NotFound},
+				{"revoked seat", acme, "ku", "s2", vaultcrux.NotFound},
+				{"missing seat", acme, "ku", "nope", vaultcrux.NotFound},
+				{"other tenant's seat", acme, "ku", "sb", vaultcrux.NotFound},
+				{"other tenant's key", bravo, "ku", "sb", vaultcrux.NotFound},
+			} {
+				checkKind(t, "AttachKeyToSeat("+c.name+")", attach(c.tenant, c.key, c.seat), c.want, bravo)
+			}
+			if got := getKey(t, st, acme, "ku"); got.SeatID != "" || got.Role != vaultcrux.RoleMember {
+				t.Errorf("ku after refused attaches: seat %q role %s, want none and member", got.SeatID, got.Role)
+			}
+
+			// The attached key now goes with its seat.
+			tenTx(t, st, acme, func(tx store.TenantTx) error {
+				_, err := tx.RevokeSeat("s1", t0.Add(time.Hour))
+				return err
+			})
+			if got := getKey(t, st, acme, "kt").RevokedAt; got == nil {
+				t.Error("the attached key survived the revocation of its seat")
+			}
+			if got := getSession(t, st, acme, "sess-kt").RevokedAt; got == nil {
+				t.Error("the attached key's session survived the revocation of its seat")
+			}
+		}},
 		{"Revoke", func(t *testing.T) {
 			st := s.fresh(t)
 			createSeats(t, st, seat(acme, "s1", "a@example.com", vaultcrux.RoleAdmin), seat(acme, "s2", "b@example.com", vaultcrux.RoleMember))
@@ -501,6 +600,43 @@ func (s *suite) inviteTests() []test {
 			checkKind(t, "AcceptInvite(accepted already)", err, vaultcrux.NotFound)
 			_, err = accept(t, st, acme, "unknown", "s2", now)
 			checkKind(t, "AcceptInvite(unknown token)", err, vaultcrux.NotFound)
+		}},
+		{"Find", func(t *testing.T) {
+			st := s.fresh(t)
+			open, expired := invite(acme, "i1", "tok1", week), invite(acme, "i2", "tok2", t0)
+			createInvites(t, st, open, expired, invite(acme, "i3", "tok3", week))
+			if _, err := accept(t, st, acme, "tok3", "s3", t0); err != nil {
+				t.Fatal(err)
+			}
+			accepted := invite(acme, "i3", "tok3", week)
+			accepted.AcceptedAt, accepted.SeatID = ptr(t0), "s3"
+			find := func(tenant, token string) (*vaultcrux.Invite, error) {
+				var inv *vaultcrux.Invite
+				err := st.ForTenant(vaultcrux.TenantID(tenant)).Tx(t.Context(), func(tx store.TenantTx) (err error) {
+					if token == "" {
+						inv, err = tx.FindInvite(nil)
+					} else {
+						inv, err = tx.FindInvite([]byte("hash of " + token))
+					}
+					return err
+				})
+				return inv, err
+			}
+			for token, want := range map[string]*vaultcrux.Invite{"tok1": open, "tok2": expired, "tok3": accepted} {
+				got, err := find(acme, token)
+				if err != nil {
+					t.Fatalf("FindInvite(%s): %v", token, err)
+				}
+				if diff := cmp.Diff(want, got); diff != "" {
+					t.Errorf("FindInvite(%s) (-want +got):\n%s", token, diff)
+				}
+			}
+			for _, c := range []struct{ name, tenant, token string }{
+				{"unknown", acme, "nope"}, {"empty", acme, ""}, {"other tenant's", bravo, "tok1"},
+			} {
+				_, err := find(c.tenant, c.token)
+				checkKind(t, "FindInvite("+c.name+")", err, vaultcrux.NotFound, acme)
+			}
 		}},
 		{"Expired", func(t *testing.T) {
 			st := s.fresh(t)

@@ -42,6 +42,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"Invites", s.inviteTests()},
 		{"Sessions", s.sessionTests()},
 		{"SessionEvents", s.sessionEventTests()},
+		{"Evidence", s.evidenceTests()},
 	}
 	for _, g := range groups {
 		t.Run(g.name, func(t *testing.T) {

@@ -426,3 +426,27 @@ func parseURL(dsn string) (*url.URL, bool) {
 	u, err := url.Parse(dsn)
 	return u, err == nil
 }
+
+// Binary returns the path of a PostgreSQL client program (pg_dump, psql)
+// of the installation pgtest uses.
+func Binary(name string) (string, error) {
+	dir, err := findBinaries()
+	if err != nil {
+		return "", err
+	}
+	p := filepath.Join(dir, name)
+	if _, err := os.Stat(p); err != nil {
+		return "", err
+	}
+	return p, nil
+}
+
+// DSNPair is DSN together with a superuser DSN of the same database: for
+// tests that inspect what the application wrote as a backup tool would
+// (pg_dump), past row-level security.
+func DSNPair(t testing.TB) (user, admin string) {
+	t.Helper()
+	s := get(t)
+	db := s.database(t)
+	return withUser(withDatabase(s.adminDSN, db), s.role, s.password), withDatabase(s.adminDSN, db)
+}
