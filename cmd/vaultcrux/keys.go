@@ -23,6 +23,9 @@ func runKeys(ctx context.Context, e *env, args []string) error {
 		return fmt.Errorf("%w: keys needs a subcommand", errUsage)
 	}
 	sub := args[0]
+	if sub == "rotate-tenant" {
+		return runRotateTenant(ctx, e, args[1:])
+	}
 	fs := flag.NewFlagSet("keys "+sub, flag.ContinueOnError)
 	switch sub {
 	case "list-signing", "rotate-signing", "revoke-signing":

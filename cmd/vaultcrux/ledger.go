@@ -9,6 +9,9 @@ import (
 
 	"github.com/vaultcrux/vaultcrux"
 	"github.com/vaultcrux/vaultcrux/internal/config"
+	"github.com/vaultcrux/vaultcrux/internal/envelope"
+	"github.com/vaultcrux/vaultcrux/internal/evidence"
+	"github.com/vaultcrux/vaultcrux/internal/keyring"
 	"github.com/vaultcrux/vaultcrux/internal/ledger"
 	"github.com/vaultcrux/vaultcrux/internal/store"
 )
@@ -45,4 +48,31 @@ func openLedger(ctx context.Context, cfg *config.Config, st store.Store, log *sl
 		l.Close()
 	}
 	return l, keys, closeFn, nil
+}
+
+// loadMasterKey returns the local key provider's master key. The default
+// file in the data dir is created 0600 on first use; a file named by
+// configuration (rendered by a secrets agent) must exist.
+func loadMasterKey(cfg *config.Config) (keyring.Secret, error) {
+	if cfg.MasterKeyManaged() {
+		return keyring.ReadSecretFile(cfg.MasterKeyPath())
+	}
+	sec, _, err := keyring.LoadOrCreateSecret(cfg.MasterKeyPath(), envelope.KeySize, rand.Reader)
+	return sec, err
+}
+
+// openEvidence builds the evidence plane over the local key provider.
+func openEvidence(cfg *config.Config, st store.Store, l *ledger.Ledger, log *slog.Logger) (*evidence.Service, keyring.Secret, error) {
+	master, err := loadMasterKey(cfg)
+	if err != nil {
+		return nil, master, fmt.Errorf("master key: %w", err)
+	}
+	if master.Len() != envelope.KeySize {
+		return nil, master, fmt.Errorf("master key: %s holds %d bytes, want %d", cfg.MasterKeyPath(), master.Len(), envelope.KeySize)
+	}
+	provider, err := envelope.NewLocal(master, rand.Reader)
+	if err != nil {
+		return nil, master, err
+	}
+	return evidence.New(evidence.Config{Store: st, Ledger: l, Keys: provider, Logger: log}), master, nil
 }

@@ -12,7 +12,10 @@ import (
 
 func runTenant(ctx context.Context, e *env, args []string) error {
 	if len(args) == 0 {
-		return fmt.Errorf("%w: want create or list", errUsage)
+		return fmt.Errorf("%w: want create, list or shred", errUsage)
+	}
+	if args[0] == "shred" {
+		return runShred(ctx, e, args[1:])
 	}
 	fs := flag.NewFlagSet("tenant "+args[0], flag.ContinueOnError)
 	switch args[0] {

@@ -71,6 +71,9 @@ type Ledger struct {
 
 	reqs chan *request
 
+	lineageMu sync.RWMutex
+	lineage   Lineage
+
 	mu     sync.RWMutex // guards closed against Commit's sends
 	closed bool
 	quit   chan struct{}

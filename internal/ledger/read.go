@@ -117,6 +117,9 @@ type ChainReport struct {
 	Valid  bool            `json:"valid"`
 	Depth  int             `json:"depth"`
 	Breaks []receipt.Break `json:"breaks"`
+	// Stale is set when evidence cited along the chain has changed since
+	// (each such receipt also has a stale_lineage break); Valid ignores it.
+	Stale bool `json:"stale"`
 }
 
 // VerifyChain checks the answer receipt answerID and up to MaxChain
@@ -150,6 +153,18 @@ func (l *Ledger) VerifyChain(ctx context.Context, tenant vaultcrux.TenantID, ans
 		breaks := receipt.VerifyChain(docs, keys)
 		breaks = append(breaks, missing...)
 		rep = &ChainReport{Valid: len(breaks) == 0, Depth: len(parents), Breaks: breaks}
+		// Staleness does not make a chain invalid: the receipts still
+		// prove what was seen; it says the evidence has changed since.
+		for _, d := range docs {
+			stale, err := l.stale(tx, d)
+			if err != nil {
+				return err
+			}
+			if stale {
+				rep.Stale = true
+				rep.Breaks = append(rep.Breaks, receipt.Break{SnapID: d.SnapshotID(), Reason: receipt.CodeStaleLineage})
+			}
+		}
 		if rep.Breaks == nil {
 			rep.Breaks = []receipt.Break{}
 		}
@@ -223,6 +238,7 @@ func (l *Ledger) Proofpack(ctx context.Context, tenant vaultcrux.TenantID, id, a
 	}
 	// The checkpoint first: it covers every receipt stored before it.
 	var rec *store.ReceiptRecord
+	var stale bool
 	err = l.st.ForTenant(tenant).Tx(ctx, func(tx store.TenantTx) error {
 		rec, err = tx.GetReceipt(id)
 		if vaultcrux.ErrorKind(err) == vaultcrux.NotFound {
@@ -275,7 +291,8 @@ func (l *Ledger) Proofpack(ctx context.Context, tenant vaultcrux.TenantID, id, a
 			return err
 		}
 		pp.Inclusion = receipt.Inclusion{LogIndex: rec.LogIndex, TreeSize: cp.Size, Proof: translog.EncodeProof(proof)}
-		return nil
+		stale, err = l.stale(tx, start.Doc)
+		return err
 	})
 	if err != nil {
 		return nil, err
@@ -283,6 +300,7 @@ func (l *Ledger) Proofpack(ctx context.Context, tenant vaultcrux.TenantID, id, a
 	missing := pp.Integrity.Breaks
 	pp.Integrity = receipt.CheckProofpack(pp, keys).Integrity
 	pp.Integrity.Breaks = append(pp.Integrity.Breaks, missing...)
+	pp.Integrity.Stale = stale
 	if len(missing) > 0 {
 		pp.Integrity.ChainOk = false
 	}
@@ -358,4 +376,26 @@ func (l *Ledger) EncodeCOSE(d *receipt.Doc) ([]byte, error) {
 		return nil, vaultcrux.E(vaultcrux.Unavailable, "no signing key is available for the COSE form")
 	}
 	return receipt.EncodeCOSE(d, key)
+}
+
+// Lineage decides whether an answer receipt's cited evidence has changed
+// since it was issued (stale_lineage). The evidence plane provides it.
+type Lineage func(tx store.TenantTx, d *receipt.Doc) (bool, error)
+
+// SetLineage installs the stale-lineage check of verify-chain and
+// proofpacks. Without one nothing is reported stale.
+func (l *Ledger) SetLineage(fn Lineage) {
+	l.lineageMu.Lock()
+	l.lineage = fn
+	l.lineageMu.Unlock()
+}
+
+func (l *Ledger) stale(tx store.TenantTx, d *receipt.Doc) (bool, error) {
+	l.lineageMu.RLock()
+	fn := l.lineage
+	l.lineageMu.RUnlock()
+	if fn == nil {
+		return false, nil
+	}
+	return fn(tx, d)
 }
