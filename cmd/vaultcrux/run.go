@@ -38,9 +38,9 @@ type command struct {
 
 var commands = []command{
 	{"serve", "run the server", runServe},
-	{"tenant", "tenant create ID [--name NAME] | tenant list", runTenant},
+	{"tenant", "tenant create ID [--name NAME] | tenant list | tenant shred ID --confirm ID", runTenant},
 	{"key", "key create --tenant T [--role R] [--label L] | key list --tenant T | key revoke --tenant T [--force] ID", runKey},
-	{"keys", "keys list-signing | keys rotate-signing | keys revoke-signing VERSION", runKeys},
+	{"keys", "keys list-signing | keys rotate-signing | keys revoke-signing VERSION | keys rotate-tenant ID", runKeys},
 	{"verify", "verify [--json] [--keys FILE] FILE... (- for stdin): receipts, proofpacks, chains, checkpoints, offline", runVerify},
 	{"migrate", "apply pending database migrations", runMigrate},
 	{"config", "print the effective configuration, secrets redacted", runConfig},
@@ -179,6 +179,17 @@ func loadPepper(cfg *config.Config) (keyring.Secret, error) {
 	return sec, err
 }
 
+// loadSessionSecret reads the secret that authenticates session cookies:
+// a configured file must exist (a secrets agent renders it, the same for
+// every replica); the default one is created 0600 on first start.
+func loadSessionSecret(cfg *config.Config) (keyring.Secret, error) {
+	if cfg.SessionSecretManaged() {
+		return keyring.ReadSecretFile(cfg.SessionSecretPath())
+	}
+	sec, _, err := keyring.LoadOrCreateSecret(cfg.SessionSecretPath(), 32, rand.Reader)
+	return sec, err
+}
+
 // provisioner opens everything the tenant and key commands need.
 func provisioner(ctx context.Context, cfg *config.Config) (*tenancy.Provisioner, func(), error) {
 	pepper, err := loadPepper(cfg)
@@ -198,7 +209,13 @@ func provisioner(ctx context.Context, cfg *config.Config) (*tenancy.Provisioner,
 		st.Close()
 		return nil, nil, err
 	}
-	p := &tenancy.Provisioner{Store: st, Ledger: l, Hasher: hasher, Now: time.Now, Rand: rand.Reader}
+	ev, _, err := openEvidence(cfg, st, l, newLogger(cfg, io.Discard))
+	if err != nil {
+		closeLedger()
+		st.Close()
+		return nil, nil, err
+	}
+	p := &tenancy.Provisioner{Store: st, Ledger: l, Hasher: hasher, Now: time.Now, Rand: rand.Reader, TenantSetup: ev.SetupTenant}
 	return p, func() { closeLedger(); st.Close() }, nil
 }
 

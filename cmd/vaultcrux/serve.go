@@ -41,6 +41,10 @@ func runServe(ctx context.Context, e *env, args []string) error {
 	if err != nil {
 		return err
 	}
+	sessionSecret, err := loadSessionSecret(cfg)
+	if err != nil {
+		return fmt.Errorf("session secret: %w", err)
+	}
 	st, err := openStore(ctx, cfg, true)
 	if err != nil {
 		return err
@@ -57,9 +61,18 @@ func runServe(ctx context.Context, e *env, args []string) error {
 		return err
 	}
 	defer closeLedger()
-
-	if err := bootstrap(ctx, e, cfg.BootstrapTenant, cfg.Listen, &tenancy.Provisioner{Store: st, Ledger: led, Hasher: hasher, Now: time.Now, Rand: rand.Reader}); err != nil {
+	ev, master, err := openEvidence(cfg, st, led, log)
+	if err != nil {
 		return err
+	}
+
+	if err := bootstrap(ctx, e, cfg.BootstrapTenant, cfg.Listen, &tenancy.Provisioner{
+		Store: st, Ledger: led, Hasher: hasher, Now: time.Now, Rand: rand.Reader, TenantSetup: ev.SetupTenant,
+	}); err != nil {
+		return err
+	}
+	if err := ev.Warm(ctx); err != nil {
+		return fmt.Errorf("load the search index: %w", err)
 	}
 
 	srv, err := server.New(server.Options{
@@ -67,9 +80,12 @@ func runServe(ctx context.Context, e *env, args []string) error {
 		Store:     st,
 		Ledger:    led,
 		Hasher:    hasher,
+		Evidence:  ev,
 		Logger:    log,
 		BuildInfo: buildInfo(),
-		KeyCheck:  pepperCheck(cfg, pepper),
+		KeyCheck:  keyCheck(cfg, pepper, master, sessionSecret),
+
+		SessionSecret: sessionSecret,
 	})
 	if err != nil {
 		return err
@@ -94,7 +110,10 @@ func runServe(ctx context.Context, e *env, args []string) error {
 	go func() { srv.Run(bg); close(bgDone) }()
 	ledgerDone := make(chan struct{})
 	go func() { led.RunBackground(bg, time.Second); close(ledgerDone) }()
-	stopBackground := func() { stopBG(); <-bgDone; <-ledgerDone }
+	// The ingest worker resumes queued jobs at once: the queue is durable.
+	ingestDone := make(chan struct{})
+	go func() { ev.Run(bg); close(ingestDone) }()
+	stopBackground := func() { stopBG(); <-bgDone; <-ingestDone; <-ledgerDone }
 
 	errc := make(chan error, 1)
 	go func() { errc <- hs.Serve(ln) }()
@@ -157,17 +176,22 @@ Try it:
 	return nil
 }
 
-// pepperCheck makes /readyz prove that the key material still answers:
-// the pepper file is readable and still holds the pepper in use.
-func pepperCheck(cfg *config.Config, inUse keyring.Secret) func(context.Context) error {
-	path := cfg.PepperFile()
+// keyCheck makes /readyz prove that the key material still answers: the
+// pepper, master key and session secret files are readable and still hold
+// the keys in use.
+func keyCheck(cfg *config.Config, pepper, master, session keyring.Secret) func(context.Context) error {
 	return func(context.Context) error {
-		cur, err := keyring.ReadSecretFile(path)
-		if err != nil {
-			return err
-		}
-		if !cur.Equal(inUse) {
-			return errors.New("pepper file changed since start")
+		for _, k := range []struct {
+			name, path string
+			inUse      keyring.Secret
+		}{{"pepper", cfg.PepperFile(), pepper}, {"master key", cfg.MasterKeyPath(), master}, {"session secret", cfg.SessionSecretPath(), session}} {
+			cur, err := keyring.ReadSecretFile(k.path)
+			if err != nil {
+				return err
+			}
+			if !cur.Equal(k.inUse) {
+				return fmt.Errorf("%s file changed since start", k.name)
+			}
 		}
 		return nil
 	}

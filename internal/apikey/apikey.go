@@ -1,7 +1,8 @@
 // Package apikey owns the format of vaultcrux API keys and the code that
 // decides whether a presented key is genuine: generation, parsing, hashing
 // and constant-time verification. Nothing else in vaultcrux looks inside a
-// key.
+// key. Seat invite tokens, bearer credentials of the same kind, are here
+// too (invite.go), hashed under the same pepper in their own domain.
 //
 // # Format
 //

@@ -51,7 +51,7 @@ func (p Permission) String() string {
 func (p Permission) Valid() bool { return p > invalid && p < numPermissions }
 
 // matrix is contract §4's table. Admins may manage seats, but not to or
-// from owner; that finer rule lives with the seat operations.
+// from owner: seatRoles below is that finer rule.
 var matrix = map[vaultcrux.Role][numPermissions]bool{
 	vaultcrux.RoleOwner:  {Read: true, Retrieve: true, Ingest: true, ShieldWrite: true, SeatsManage: true, KeysManage: true, KeysRotate: true},
 	vaultcrux.RoleAdmin:  {Read: true, Retrieve: true, Ingest: true, ShieldWrite: true, SeatsManage: true},
@@ -76,6 +76,34 @@ func Check(p *vaultcrux.Principal, perm Permission) error {
 	}
 	if !Allowed(p.Role, perm) {
 		return vaultcrux.Ef(vaultcrux.Forbidden, "role %s may not %s", p.Role, perm)
+	}
+	return nil
+}
+
+// seatRoles is the rest of contract §4's first row: which seat roles a
+// holder of SeatsManage may act on, as the role a seat has (change, revoke,
+// end its sessions) or is given (invite, change). Owners act on every
+// role; admins on every role but owner.
+var seatRoles = map[vaultcrux.Role]map[vaultcrux.Role]bool{
+	vaultcrux.RoleOwner: {vaultcrux.RoleOwner: true, vaultcrux.RoleAdmin: true, vaultcrux.RoleMember: true, vaultcrux.RoleViewer: true},
+	vaultcrux.RoleAdmin: {vaultcrux.RoleAdmin: true, vaultcrux.RoleMember: true, vaultcrux.RoleViewer: true},
+}
+
+// CheckSeatRoles returns nil when p holds SeatsManage and may act on seats
+// of every one of roles (the target's current role and, for an invite or a
+// role change, the role it is given); else a Forbidden error. Unknown
+// roles are never allowed.
+func CheckSeatRoles(p *vaultcrux.Principal, roles ...vaultcrux.Role) error {
+	if err := Check(p, SeatsManage); err != nil {
+		return err
+	}
+	for _, r := range roles {
+		if !seatRoles[p.Role][r] {
+			if r == vaultcrux.RoleOwner {
+				return vaultcrux.Ef(vaultcrux.Forbidden, "role %s may not grant, change or remove the owner role", p.Role)
+			}
+			return vaultcrux.Ef(vaultcrux.Forbidden, "role %s may not act on seats of role %q", p.Role, r)
+		}
 	}
 	return nil
 }

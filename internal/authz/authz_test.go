@@ -49,3 +49,38 @@ func TestCheck(t *testing.T) {
 		t.Errorf("viewer Read = %v, want nil", err)
 	}
 }
+
+// TestSeatRoles spells out "admin ✓ (not to/from owner)" of contract §4.
+func TestSeatRoles(t *testing.T) {
+	o, a, m, v := vaultcrux.RoleOwner, vaultcrux.RoleAdmin, vaultcrux.RoleMember, vaultcrux.RoleViewer
+	want := map[vaultcrux.Role][]vaultcrux.Role{o: {o, a, m, v}, a: {a, m, v}, m: {}, v: {}}
+	for actor, targets := range want {
+		ok := map[vaultcrux.Role]bool{}
+		for _, r := range targets {
+			ok[r] = true
+		}
+		p := &vaultcrux.Principal{Tenant: "t", Role: actor}
+		for _, target := range []vaultcrux.Role{o, a, m, v, "", "root"} {
+			err := CheckSeatRoles(p, target)
+			if (err == nil) != ok[target] {
+				t.Errorf("CheckSeatRoles(%s → %q) = %v, want allowed=%v", actor, target, err, ok[target])
+			}
+			if err != nil && vaultcrux.ErrorKind(err) != vaultcrux.Forbidden {
+				t.Errorf("CheckSeatRoles(%s → %q) kind = %v, want forbidden", actor, target, vaultcrux.ErrorKind(err))
+			}
+		}
+	}
+	admin := &vaultcrux.Principal{Tenant: "t", Role: a}
+	// Every role named must be allowed: admin changing a member to owner, or an owner to member.
+	for _, roles := range [][]vaultcrux.Role{{m, o}, {o, m}} {
+		if err := CheckSeatRoles(admin, roles...); vaultcrux.ErrorKind(err) != vaultcrux.Forbidden {
+			t.Errorf("admin CheckSeatRoles(%v) = %v, want forbidden", roles, err)
+		}
+	}
+	if err := CheckSeatRoles(admin, m, v); err != nil {
+		t.Errorf("admin CheckSeatRoles(member, viewer) = %v, want nil", err)
+	}
+	if err := CheckSeatRoles(nil, m); vaultcrux.ErrorKind(err) != vaultcrux.Unauthenticated {
+		t.Errorf("CheckSeatRoles(nil) = %v, want unauthenticated", err)
+	}
+}

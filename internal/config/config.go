@@ -48,6 +48,35 @@ type Config struct {
 	// DataDir/keys/master-key, created 0600 on first start.
 	MasterKeyFile string
 
+	// SessionSecretFile holds the server secret that authenticates
+	// frontdoor session cookies (HMAC-SHA-256). Default:
+	// DataDir/keys/session-secret, created 0600 on first start. Replicas
+	// must share it.
+	SessionSecretFile string
+
+	// FeatureTeamSeats turns on the /v1/org/* routes (contract §4,
+	// FEATURE_TEAM_SEATS); off, they answer 404 feature_disabled.
+	FeatureTeamSeats bool
+
+	// SessionTTL is a frontdoor session's absolute lifetime;
+	// SessionIdleTimeout ends it after this long without use.
+	SessionTTL         time.Duration
+	SessionIdleTimeout time.Duration
+
+	// DevInsecureCookie drops the Secure attribute of the session cookie,
+	// for a browser talking plain HTTP to a loopback listener during
+	// development. Validate refuses it on any other listen address.
+	DevInsecureCookie bool
+
+	// InviteTTL is how long a seat invite can be accepted.
+	InviteTTL time.Duration
+
+	// AuthFailuresPerAddress and AuthFailuresPerTenant are the budgets of
+	// failed authentication attempts per minute (bad keys, forged
+	// cookies, failed connects and invite accepts) before 429.
+	AuthFailuresPerAddress int
+	AuthFailuresPerTenant  int
+
 	OpsAllowlist   []netip.Prefix
 	TrustedProxies []netip.Prefix
 
@@ -91,6 +120,12 @@ func Default() Config {
 		ShutdownTimeout:   20 * time.Second,
 		AuthCacheTTL:      time.Second,
 		LogLevel:          "info",
+
+		SessionTTL:             12 * time.Hour,
+		SessionIdleTimeout:     30 * time.Minute,
+		InviteTTL:              7 * 24 * time.Hour,
+		AuthFailuresPerAddress: 20,
+		AuthFailuresPerTenant:  200,
 	}
 }
 
@@ -98,7 +133,9 @@ func Default() Config {
 // variable and how to parse it into the Config.
 type setting struct {
 	flag, env, usage string
-	secret           bool // no flag; env only (and its _FILE form)
+	alias            string // another accepted env name (the contract's FEATURE_* names)
+	boolean          bool   // a flag that may be given without a value
+	secret           bool   // no flag; env only (and its _FILE form)
 	set              func(c *Config, v string) error
 	get              func(c *Config) string
 }
@@ -149,6 +186,16 @@ var settings = []setting{
 	durationSetting("idle-timeout", "VAULTCRUX_IDLE_TIMEOUT", func(c *Config) *time.Duration { return &c.IdleTimeout }),
 	durationSetting("shutdown-timeout", "VAULTCRUX_SHUTDOWN_TIMEOUT", func(c *Config) *time.Duration { return &c.ShutdownTimeout }),
 	durationSetting("auth-cache-ttl", "VAULTCRUX_AUTH_CACHE_TTL", func(c *Config) *time.Duration { return &c.AuthCacheTTL }),
+	{flag: "session-secret-file", env: "VAULTCRUX_SESSION_SECRET_FILE", usage: "file holding the session cookie secret (base64); default <data-dir>/keys/session-secret",
+		set: func(c *Config, v string) error { c.SessionSecretFile = v; return nil },
+		get: func(c *Config) string { return c.SessionSecretFile }},
+	boolSetting("feature-team-seats", "VAULTCRUX_FEATURE_TEAM_SEATS", "FEATURE_TEAM_SEATS", "serve the team seat routes /v1/org/*", func(c *Config) *bool { return &c.FeatureTeamSeats }),
+	durationSetting("session-ttl", "VAULTCRUX_SESSION_TTL", func(c *Config) *time.Duration { return &c.SessionTTL }),
+	durationSetting("session-idle-timeout", "VAULTCRUX_SESSION_IDLE_TIMEOUT", func(c *Config) *time.Duration { return &c.SessionIdleTimeout }),
+	boolSetting("dev-insecure-cookie", "VAULTCRUX_DEV_INSECURE_COOKIE", "", "drop Secure from the session cookie (development over plain HTTP on a loopback listener only)", func(c *Config) *bool { return &c.DevInsecureCookie }),
+	durationSetting("invite-ttl", "VAULTCRUX_INVITE_TTL", func(c *Config) *time.Duration { return &c.InviteTTL }),
+	intSetting("auth-failures-per-address", "VAULTCRUX_AUTH_FAILURES_PER_ADDRESS", "failed authentication attempts per minute per client address before 429", func(c *Config) *int { return &c.AuthFailuresPerAddress }),
+	intSetting("auth-failures-per-tenant", "VAULTCRUX_AUTH_FAILURES_PER_TENANT", "failed authentication attempts per minute per tenant before further failures get 429", func(c *Config) *int { return &c.AuthFailuresPerTenant }),
 	{flag: "log-level", env: "VAULTCRUX_LOG_LEVEL", usage: "debug, info, warn or error",
 		set: func(c *Config, v string) error {
 			switch v {
@@ -174,6 +221,45 @@ func durationSetting(name, env string, field func(*Config) *time.Duration) setti
 		get: func(c *Config) string { return field(c).String() }}
 }
 
+func boolSetting(name, env, alias, usage string, field func(*Config) *bool) setting {
+	return setting{flag: name, env: env, alias: alias, usage: usage, boolean: true,
+		set: func(c *Config, v string) error {
+			b, err := strconv.ParseBool(v)
+			if err != nil {
+				return fmt.Errorf("%s: want true or false", name)
+			}
+			*field(c) = b
+			return nil
+		},
+		get: func(c *Config) string { return strconv.FormatBool(*field(c)) }}
+}
+
+func intSetting(name, env, usage string, field func(*Config) *int) setting {
+	return setting{flag: name, env: env, usage: usage,
+		set: func(c *Config, v string) error {
+			n, err := strconv.Atoi(v)
+			if err != nil || n < 1 {
+				return fmt.Errorf("%s: want a positive integer", name)
+			}
+			*field(c) = n
+			return nil
+		},
+		get: func(c *Config) string { return strconv.Itoa(*field(c)) }}
+}
+
+// boolFlag is a string-valued flag that, like flag.Bool, may be given
+// without a value ("--feature-team-seats" means true).
+type boolFlag struct{ v *string }
+
+func (b boolFlag) String() string {
+	if b.v == nil {
+		return ""
+	}
+	return *b.v
+}
+func (b boolFlag) Set(s string) error { *b.v = s; return nil }
+func (b boolFlag) IsBoolFlag() bool   { return true }
+
 // ReadFile reads a …_FILE secret; injected so that tests need no files.
 type ReadFile func(path string) ([]byte, error)
 
@@ -184,7 +270,12 @@ func Parse(fs *flag.FlagSet, args []string, getenv func(string) string, readFile
 	c := Default()
 	flagVals := map[string]*string{}
 	for _, s := range settings {
-		if s.flag != "" {
+		switch {
+		case s.flag != "" && s.boolean:
+			v := s.get(&c)
+			flagVals[s.flag] = &v
+			fs.Var(boolFlag{&v}, s.flag, s.usage+" (env "+s.env+")")
+		case s.flag != "":
 			flagVals[s.flag] = fs.String(s.flag, s.get(&c), s.usage+" (env "+s.env+")")
 		}
 	}
@@ -210,6 +301,8 @@ func Parse(fs *flag.FlagSet, args []string, getenv func(string) string, readFile
 			v, have = *flagVals[s.flag], true
 		case getenv(s.env) != "":
 			v, have = getenv(s.env), true
+		case s.alias != "" && getenv(s.alias) != "":
+			v, have = getenv(s.alias), true
 		case s.secret && getenv(s.env+"_FILE") != "":
 			b, err := readFile(getenv(s.env + "_FILE"))
 			if err != nil {
@@ -219,6 +312,9 @@ func Parse(fs *flag.FlagSet, args []string, getenv func(string) string, readFile
 			if s.env == "VAULTCRUX_DATABASE_URL" {
 				c.DatabaseURLFile = getenv(s.env + "_FILE")
 			}
+		}
+		if s.alias != "" && getenv(s.env) != "" && getenv(s.alias) != "" && getenv(s.env) != getenv(s.alias) {
+			return nil, nil, fmt.Errorf("%s and %s disagree; set one of them", s.env, s.alias)
 		}
 		if s.secret && getenv(s.env) != "" && getenv(s.env+"_FILE") != "" {
 			return nil, nil, fmt.Errorf("set only one of %s and %s_FILE", s.env, s.env)
@@ -251,11 +347,47 @@ func (c *Config) Validate() error {
 	if c.ReadHeaderTimeout <= 0 || c.IdleTimeout <= 0 {
 		errs = append(errs, errors.New("read-header-timeout and idle-timeout must be positive"))
 	}
+	if c.SessionTTL <= 0 || c.SessionIdleTimeout <= 0 || c.SessionIdleTimeout > c.SessionTTL {
+		errs = append(errs, errors.New("session-ttl and session-idle-timeout must be positive, the idle timeout no longer than the ttl"))
+	}
+	if c.InviteTTL < time.Minute || c.InviteTTL > 90*24*time.Hour {
+		errs = append(errs, errors.New("invite-ttl must be between 1m and 2160h (90 days)"))
+	}
+	if c.AuthFailuresPerAddress < 1 || c.AuthFailuresPerTenant < 1 {
+		errs = append(errs, errors.New("auth-failures-per-address and auth-failures-per-tenant must be at least 1"))
+	}
+	if c.DevInsecureCookie && !loopbackListen(c.Listen) {
+		errs = append(errs, fmt.Errorf("dev-insecure-cookie is allowed only on a loopback IP listen address, not %q: a session cookie without Secure must never cross a network", c.Listen))
+	}
 	if c.DatabaseURL != "" && !strings.HasPrefix(c.DatabaseURL, "postgres://") && !strings.HasPrefix(c.DatabaseURL, "postgresql://") {
 		errs = append(errs, errors.New("VAULTCRUX_DATABASE_URL must be a postgres:// URL"))
 	}
 	return errors.Join(errs...)
 }
+
+// loopbackListen reports whether listen is host:port with host a loopback
+// IP literal (a name such as localhost may resolve elsewhere).
+func loopbackListen(listen string) bool {
+	host, _, err := net.SplitHostPort(listen)
+	if err != nil {
+		return false
+	}
+	a, err := netip.ParseAddr(host)
+	return err == nil && a.Unmap().IsLoopback()
+}
+
+// SessionSecretPath is the effective path of the session cookie secret;
+// SessionSecretManaged reports whether it was configured (it then must
+// exist and is never created by vaultcrux).
+func (c *Config) SessionSecretPath() string {
+	if c.SessionSecretFile != "" {
+		return c.SessionSecretFile
+	}
+	return filepath.Join(c.DataDir, "keys", "session-secret")
+}
+
+// SessionSecretManaged reports whether the session secret file was configured.
+func (c *Config) SessionSecretManaged() bool { return c.SessionSecretFile != "" }
 
 // PepperFile is the effective path of the API key pepper.
 func (c *Config) PepperFile() string {
@@ -304,7 +436,7 @@ func (c *Config) Backend() string {
 // Redacted returns the effective settings as name → value with every
 // secret replaced, fit for logs and `vaultcrux config`.
 func (c *Config) Redacted() map[string]string {
-	out := map[string]string{"backend": c.Backend(), "api_key_pepper_file": c.PepperFile(), "signing_key_file": c.SigningKeyPath(), "master_key_file": c.MasterKeyPath()}
+	out := map[string]string{"backend": c.Backend(), "api_key_pepper_file": c.PepperFile(), "signing_key_file": c.SigningKeyPath(), "master_key_file": c.MasterKeyPath(), "session_secret_file": c.SessionSecretPath()}
 	for _, s := range settings {
 		v := s.get(c)
 		if s.secret && v != "" {

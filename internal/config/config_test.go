@@ -111,3 +111,94 @@ func TestOpsAllowlistNone(t *testing.T) {
 		t.Errorf("allowlist %v proxies %v", c.OpsAllowlist, c.TrustedProxies)
 	}
 }
+
+func TestSeatAndSessionDefaults(t *testing.T) {
+	c, _, err := parse(t, nil, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.FeatureTeamSeats || c.DevInsecureCookie || c.SessionTTL != 12*time.Hour || c.SessionIdleTimeout != 30*time.Minute ||
+		c.InviteTTL != 7*24*time.Hour || c.AuthFailuresPerAddress != 20 || c.AuthFailuresPerTenant != 200 {
+		t.Errorf("defaults = %+v", c)
+	}
+	if got, want := c.SessionSecretPath(), "data/keys/session-secret"; got != want || c.SessionSecretManaged() {
+		t.Errorf("SessionSecretPath = %q (managed %v), want %q unmanaged", got, c.SessionSecretManaged(), want)
+	}
+	if got := c.Redacted()["session_secret_file"]; got != "data/keys/session-secret" {
+		t.Errorf("Redacted session_secret_file = %q", got)
+	}
+	c, _, err = parse(t, []string{"--session-secret-file", "/run/vc/session"}, nil, nil)
+	if err != nil || c.SessionSecretPath() != "/run/vc/session" || !c.SessionSecretManaged() {
+		t.Errorf("--session-secret-file: %v, %q", err, c.SessionSecretPath())
+	}
+}
+
+func TestFeatureTeamSeats(t *testing.T) {
+	cases := []struct {
+		name string
+		args []string
+		env  map[string]string
+		want bool
+	}{
+		{"default off", nil, nil, false},
+		{"contract name", nil, map[string]string{"FEATURE_TEAM_SEATS": "true"}, true},
+		{"prefixed name", nil, map[string]string{"VAULTCRUX_FEATURE_TEAM_SEATS": "1"}, true},
+		{"both agreeing", nil, map[string]string{"VAULTCRUX_FEATURE_TEAM_SEATS": "true", "FEATURE_TEAM_SEATS": "true"}, true},
+		{"bare flag", []string{"--feature-team-seats"}, nil, true},
+		{"flag over env", []string{"--feature-team-seats=false"}, map[string]string{"FEATURE_TEAM_SEATS": "true"}, false},
+	}
+	for _, c := range cases {
+		got, _, err := parse(t, c.args, c.env, nil)
+		if err != nil {
+			t.Errorf("%s: %v", c.name, err)
+			continue
+		}
+		if got.FeatureTeamSeats != c.want {
+			t.Errorf("%s: FeatureTeamSeats = %v, want %v", c.name, got.FeatureTeamSeats, c.want)
+		}
+	}
+	for name, env := range map[string]map[string]string{
+		"disagreeing names": {"VAULTCRUX_FEATURE_TEAM_SEATS": "true", "FEATURE_TEAM_SEATS": "false"},
+		"not a bool":        {"FEATURE_TEAM_SEATS": "yes please"},
+	} {
+		if _, _, err := parse(t, nil, env, nil); err == nil {
+			t.Errorf("%s: accepted", name)
+		}
+	}
+}
+
+func TestDevInsecureCookieOnlyOnLoopback(t *testing.T) {
+	for _, listen := range []string{"127.0.0.1:0", "127.0.0.2:8080", "[::1]:14333"} {
+		c, _, err := parse(t, []string{"--dev-insecure-cookie", "--listen", listen}, nil, nil)
+		if err != nil || !c.DevInsecureCookie {
+			t.Errorf("listen %s: %v, DevInsecureCookie=%v; want accepted", listen, err, c != nil && c.DevInsecureCookie)
+		}
+	}
+	for _, listen := range []string{"0.0.0.0:14333", ":14333", "localhost:14333", "192.168.1.5:80", "[::]:80"} {
+		_, _, err := parse(t, nil, map[string]string{"VAULTCRUX_DEV_INSECURE_COOKIE": "true", "VAULTCRUX_LISTEN": listen}, nil)
+		if err == nil || !strings.Contains(err.Error(), "loopback") {
+			t.Errorf("listen %s: err = %v, want a refusal naming loopback", listen, err)
+		}
+	}
+}
+
+func TestSessionSettingsRejected(t *testing.T) {
+	for name, args := range map[string][]string{
+		"idle longer than ttl":   {"--session-ttl", "1h", "--session-idle-timeout", "2h"},
+		"zero ttl":               {"--session-ttl", "0s"},
+		"zero idle":              {"--session-idle-timeout", "0s"},
+		"invite ttl too short":   {"--invite-ttl", "10s"},
+		"invite ttl too long":    {"--invite-ttl", "2200h"},
+		"zero address budget":    {"--auth-failures-per-address", "0"},
+		"negative tenant budget": {"--auth-failures-per-tenant", "-5"},
+		"budget not a number":    {"--auth-failures-per-address", "many"},
+	} {
+		if _, _, err := parse(t, args, nil, nil); err == nil {
+			t.Errorf("%s: accepted", name)
+		}
+	}
+	c, _, err := parse(t, []string{"--session-ttl", "2h", "--session-idle-timeout", "2h", "--invite-ttl", "24h", "--auth-failures-per-address", "5"}, nil, nil)
+	if err != nil || c.SessionTTL != 2*time.Hour || c.SessionIdleTimeout != 2*time.Hour || c.InviteTTL != 24*time.Hour || c.AuthFailuresPerAddress != 5 {
+		t.Errorf("valid session settings: %v %+v", err, c)
+	}
+}

@@ -1,6 +1,7 @@
 package server
 
 import (
+	"context"
 	"net/http"
 	"sync"
 	"sync/atomic"
@@ -71,6 +72,19 @@ func (c *authCache) invalidate(id string) {
 	c.mu.Unlock()
 }
 
+// invalidateSeat drops the entries of a seat's keys, after the seat's role
+// changed or the seat was revoked, so that this process sees the change at
+// once (others within the TTL).
+func (c *authCache) invalidateSeat(seatID string) {
+	c.mu.Lock()
+	for id, e := range c.entries {
+		if e.key.SeatID == seatID {
+			delete(c.entries, id)
+		}
+	}
+	c.mu.Unlock()
+}
+
 // used notes that e's key was used at now.
 func (c *authCache) used(e *authEntry, now time.Time) {
 	ms := now.UnixMilli()
@@ -116,24 +130,59 @@ var (
 	errBadAgent   = vaultcrux.E(vaultcrux.Invalid, "x-agent-id must be 1-128 characters of A-Z a-z 0-9 . _ : -")
 )
 
-// authenticate resolves the API key of r to a principal. With
-// requireTenant, x-tenant-id must be present; when present it must name
-// the key's tenant (403 tenant_mismatch). A store failure is an error,
-// never a pass.
-func (s *Server) authenticate(r *http.Request, requireTenant bool) (*vaultcrux.Principal, error) {
-	raw := r.Header.Get("x-api-key")
-	if raw == "" {
-		return nil, errMissingKey
+// authenticateRequest authenticates a request to a role route: by its
+// x-api-key header when it has one, else by its vc_session cookie. An
+// address whose failure budget is spent is refused before any check.
+func (s *Server) authenticateRequest(req *request) (*vaultcrux.Principal, error) {
+	r := req.http
+	if wait := s.limits.blocked(req.state.ip, s.now()); wait > 0 {
+		return nil, s.rateLimited(wait, "address")
 	}
+	if r.Header.Get("x-api-key") == "" {
+		if cookies := r.CookiesNamed(sessionCookieName); len(cookies) > 0 {
+			return s.authenticateCookie(req, cookies)
+		}
+	}
+	p, err := s.authenticate(r, true)
+	if err == errBadKey {
+		return nil, s.authFailed(req, claimedTenant(r), "api_key", err)
+	}
+	return p, err
+}
+
+// authFailed records a failed attempt with the limiter and returns err,
+// or the 429 that replaces it once the address's or the tenant's budget
+// is spent.
+func (s *Server) authFailed(req *request, tenant vaultcrux.TenantID, credential string, err error) error {
+	s.metrics.authFailures.WithLabelValues(credential).Inc()
+	if wait, scope := s.limits.failed(req.state.ip, tenant, s.now()); wait > 0 {
+		return s.rateLimited(wait, scope)
+	}
+	return err
+}
+
+// claimedTenant is the tenant a request's x-tenant-id names, if it is a
+// well-formed id: what a failed attempt is counted against.
+func claimedTenant(r *http.Request) vaultcrux.TenantID {
+	if h := r.Header.Get("x-tenant-id"); vaultcrux.ValidTenantID(h) {
+		return vaultcrux.TenantID(h)
+	}
+	return ""
+}
+
+// verifyKey resolves a presented key to its record: parse, cached or
+// stored record, constant-time verification, revocation. Every malformed,
+// unknown or wrong key is errBadKey. A store failure is an error, never a
+// pass.
+func (s *Server) verifyKey(ctx context.Context, raw string, now time.Time) (*authEntry, error) {
 	tok, err := apikey.Parse(raw)
 	if err != nil {
 		return nil, errBadKey
 	}
-	now := s.now()
 	e := s.auth.get(tok.ID, now)
 	if e == nil {
 		var k *vaultcrux.APIKey
-		err := s.store.Tx(r.Context(), func(tx store.SystemTx) (err error) {
+		err := s.store.Tx(ctx, func(tx store.SystemTx) (err error) {
 			k, err = tx.LookupAPIKey(tok.ID)
 			return err
 		})
@@ -153,8 +202,34 @@ func (s *Server) authenticate(r *http.Request, requireTenant bool) (*vaultcrux.P
 	if e.key.Revoked() {
 		return nil, errRevoked
 	}
+	return e, nil
+}
+
+// keyPrincipal is the principal of an API key: a seat's key acts as its
+// seat, with the role the store keeps in step with the seat's.
+func keyPrincipal(k *vaultcrux.APIKey) *vaultcrux.Principal {
+	p := &vaultcrux.Principal{Tenant: k.Tenant, ID: "key:" + k.ID, KeyID: k.ID, SeatID: k.SeatID, Role: k.Role}
+	if k.SeatID != "" {
+		p.ID = "seat:" + k.SeatID
+	}
+	return p
+}
+
+// authenticate resolves the API key of r to a principal. With
+// requireTenant, x-tenant-id must be present; when present it must name
+// the key's tenant (403 tenant_mismatch).
+func (s *Server) authenticate(r *http.Request, requireTenant bool) (*vaultcrux.Principal, error) {
+	raw := r.Header.Get("x-api-key")
+	if raw == "" {
+		return nil, errMissingKey
+	}
+	now := s.now()
+	e, err := s.verifyKey(r.Context(), raw, now)
+	if err != nil {
+		return nil, err
+	}
 	st := stateFrom(r.Context())
-	p := &vaultcrux.Principal{Tenant: e.key.Tenant, ID: "key:" + e.key.ID, KeyID: e.key.ID, Role: e.key.Role}
+	p := keyPrincipal(e.key)
 	switch hdr := r.Header.Get("x-tenant-id"); {
 	case hdr == "" && requireTenant:
 		return nil, errNoTenant
@@ -165,12 +240,20 @@ func (s *Server) authenticate(r *http.Request, requireTenant bool) (*vaultcrux.P
 		s.logMismatch(&request{ctx: r.Context(), state: st, principal: p}, "header")
 		return nil, errTenantMismatch
 	}
-	if agent := r.Header.Get("x-agent-id"); agent != "" {
-		if !validToken(agent, 128) {
-			return nil, errBadAgent
-		}
-		p.AgentID = agent
+	if err := setAgent(r, p); err != nil {
+		return nil, err
 	}
 	s.auth.used(e, now)
 	return p, nil
+}
+
+// setAgent records the optional x-agent-id of r in p.
+func setAgent(r *http.Request, p *vaultcrux.Principal) error {
+	if agent := r.Header.Get("x-agent-id"); agent != "" {
+		if !validToken(agent, 128) {
+			return errBadAgent
+		}
+		p.AgentID = agent
+	}
+	return nil
 }

@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"crypto/rand"
 	"encoding/json"
 	"net/http/httptest"
 	"net/netip"
@@ -12,6 +13,8 @@ import (
 
 	"github.com/vaultcrux/vaultcrux/internal/apikey"
 	"github.com/vaultcrux/vaultcrux/internal/config"
+	"github.com/vaultcrux/vaultcrux/internal/envelope"
+	"github.com/vaultcrux/vaultcrux/internal/evidence"
 	"github.com/vaultcrux/vaultcrux/internal/keyring"
 	"github.com/vaultcrux/vaultcrux/internal/ledger"
 	"github.com/vaultcrux/vaultcrux/internal/store/sqlite"
@@ -32,7 +35,12 @@ func newBareServer(t testing.TB) *Server {
 	// The ledger's writer runs but these tests issue no receipt.
 	l := ledger.New(ledger.Config{Store: st, Now: time.Now})
 	t.Cleanup(l.Close)
-	s, err := New(Options{Config: &cfg, Store: st, Ledger: l, Hasher: h})
+	prov, err := envelope.NewLocal(keyring.NewSecret(make([]byte, 32)), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ev := evidence.New(evidence.Config{Store: st, Ledger: l, Keys: prov})
+	s, err := New(Options{Config: &cfg, Store: st, Ledger: l, Hasher: h, Evidence: ev, SessionSecret: keyring.NewSecret(make([]byte, 32))})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -16,6 +16,8 @@ type metrics struct {
 	inFlight       prometheus.Gauge
 	storeErrors    *prometheus.CounterVec
 	internalErrors prometheus.Counter
+	authFailures   *prometheus.CounterVec
+	rateLimited    *prometheus.CounterVec
 }
 
 func newMetrics(led *ledger.Ledger) *metrics {
@@ -42,8 +44,16 @@ func newMetrics(led *ledger.Ledger) *metrics {
 			Name: "vaultcrux_internal_errors_total",
 			Help: "Responses that were 500 internal errors.",
 		}),
+		authFailures: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "vaultcrux_auth_failures_total",
+			Help: "Failed authentication attempts that spend rate-limit budget, by credential (api_key, session_cookie, connect, invite).",
+		}, []string{"credential"}),
+		rateLimited: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "vaultcrux_auth_rate_limited_total",
+			Help: "Authentication attempts answered 429, by the budget that was spent (address, tenant).",
+		}, []string{"scope"}),
 	}
-	m.reg.MustRegister(m.requests, m.latency, m.inFlight, m.storeErrors, m.internalErrors,
+	m.reg.MustRegister(m.requests, m.latency, m.inFlight, m.storeErrors, m.internalErrors, m.authFailures, m.rateLimited,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	// The receipt ledger's counters, read when scraped.
 	for _, c := range []struct {

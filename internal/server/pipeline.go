@@ -206,6 +206,10 @@ func (s *Server) routeHandler(rt route) http.Handler {
 		st := stateFrom(r.Context())
 		st.route = pattern
 		req := &request{ctx: r.Context(), http: r, state: st}
+		if !s.featureOn(rt.feature) {
+			s.writeError(w, st, errFeatureDisabled)
+			return
+		}
 		if err := s.admit(rt, req); err != nil {
 			s.writeError(w, st, err)
 			return
@@ -218,6 +222,8 @@ func (s *Server) routeHandler(rt route) http.Handler {
 	})
 }
 
+var errFeatureDisabled = vaultcrux.E(vaultcrux.FeatureDisabled, "this feature is not enabled on this server")
+
 // admit authenticates and authorizes the request for rt.
 func (s *Server) admit(rt route, req *request) error {
 	switch rt.perm {
@@ -226,7 +232,7 @@ func (s *Server) admit(rt route, req *request) error {
 	case authz.Ops:
 		return s.opsAccess(req)
 	}
-	p, err := s.authenticate(req.http, true)
+	p, err := s.authenticateRequest(req)
 	if err != nil {
 		return err
 	}
@@ -244,7 +250,13 @@ func (s *Server) opsAccess(req *request) error {
 	if req.http.Header.Get("x-api-key") == "" {
 		return vaultcrux.E(vaultcrux.Forbidden, "this endpoint is served to the ops allowlist or with an API key")
 	}
+	if wait := s.limits.blocked(req.state.ip, s.now()); wait > 0 {
+		return s.rateLimited(wait, "address")
+	}
 	p, err := s.authenticate(req.http, false)
+	if err == errBadKey {
+		return s.authFailed(req, claimedTenant(req.http), "api_key", err)
+	}
 	if err != nil {
 		return err
 	}
@@ -369,8 +381,15 @@ func (s *Server) runIdempotent(rt route, w http.ResponseWriter, req *request) {
 		s.writeError(w, req.state, vaultcrux.E(vaultcrux.Conflict, "a request with this idempotency key is still in progress; retry later"))
 		return
 	case !claimed:
+		body := existing.Response.Body
+		if rt.sealed && existing.Response.Status < 300 {
+			if body, err = s.evidence.OpenReplay(req.ctx, req.principal.Tenant, body); err != nil {
+				s.writeError(w, req.state, err)
+				return
+			}
+		}
 		w.Header().Set("Idempotent-Replay", "true")
-		s.writeRendered(w, rendered{status: existing.Response.Status, header: existing.Response.Header, body: existing.Response.Body})
+		s.writeRendered(w, rendered{status: existing.Response.Status, header: existing.Response.Header, body: body})
 		return
 	}
 
@@ -380,11 +399,20 @@ func (s *Server) runIdempotent(rt route, w http.ResponseWriter, req *request) {
 	// release the key so that the client may retry. Anything else is the
 	// answer to this request and is kept for replay.
 	ctx := context.WithoutCancel(req.ctx)
+	stored, release := out.body, out.status >= 500
+	if rt.sealed && out.status < 300 && !release {
+		// The response holds tenant content: its copy for replay is sealed
+		// like content, or not kept at all.
+		var serr error
+		if stored, serr = s.evidence.SealReplay(ctx, req.principal.Tenant, out.body); serr != nil {
+			release = true
+		}
+	}
 	err = ts.Tx(ctx, func(tx store.TenantTx) error {
-		if out.status >= 500 {
+		if release {
 			return tx.ReleaseIdempotency(rec)
 		}
-		return tx.FinishIdempotency(rec, &store.IdempotencyResponse{Status: out.status, Header: out.header, Body: out.body})
+		return tx.FinishIdempotency(rec, &store.IdempotencyResponse{Status: out.status, Header: out.header, Body: stored})
 	})
 	if err != nil {
 		// The operation itself is done; the client gets its answer. A

@@ -30,6 +30,16 @@ type fieldsError struct {
 func (e *fieldsError) Error() string { return e.err.Error() }
 func (e *fieldsError) Unwrap() error { return e.err }
 
+// headersError attaches response headers to an error response: the
+// retry-after of a 429, the expired cookie that clears a bad session.
+type headersError struct {
+	err     error
+	headers map[string]string
+}
+
+func (e *headersError) Error() string { return e.err.Error() }
+func (e *headersError) Unwrap() error { return e.err }
+
 var kindStatus = map[vaultcrux.Kind]int{
 	vaultcrux.Internal:               http.StatusInternalServerError,
 	vaultcrux.Invalid:                http.StatusBadRequest,
@@ -136,6 +146,12 @@ func (s *Server) renderError(st *reqState, err error) rendered {
 		}
 	}
 	out := rendered{status: HTTPStatus(kind), header: map[string]string{"Content-Type": "application/json"}}
+	var he *headersError
+	if kind != vaultcrux.Internal && errors.As(err, &he) {
+		for k, v := range he.headers {
+			out.header[k] = v
+		}
+	}
 	body, jerr := encodeJSON(errEnvelope{OK: false, Error: obj})
 	if jerr != nil {
 		body = []byte(`{"ok":false,"error":{"type":"internal","code":"internal","message":"internal error"}}`)

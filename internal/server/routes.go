@@ -14,8 +14,28 @@ const (
 	idemNone     idem = iota // safe method: the header is ignored
 	idemRequired             // mutation: 428 without it
 	idemOptional             // query-style POST: honoured when sent
-	idemExempt               // /frontdoor/auth/*
+	idemExempt               // public mutations: /frontdoor/auth/*, accept-invite
 )
+
+// feature names the flag a route is behind. A route behind an off flag
+// answers 404 feature_disabled before anything else runs.
+type feature uint8
+
+const (
+	featureNone      feature = iota // always served
+	featureTeamSeats                // FEATURE_TEAM_SEATS: /v1/org/*
+)
+
+// featureOn reports whether the flag f is on.
+func (s *Server) featureOn(f feature) bool {
+	switch f {
+	case featureNone:
+		return true
+	case featureTeamSeats:
+		return s.cfg.FeatureTeamSeats
+	}
+	return false
+}
 
 // bodyKind says what a route accepts as a body.
 type bodyKind uint8
@@ -33,6 +53,10 @@ type route struct {
 	perm    authz.Permission
 	idem    idem
 	body    bodyKind
+	feature feature
+	// sealed marks a route whose answer holds tenant content: the copy
+	// kept for idempotent replay is sealed under the tenant's keys.
+	sealed  bool
 	handler func(*request) (*response, error)
 }
 
@@ -41,6 +65,10 @@ func (rt route) pattern() string { return rt.method + " " + rt.path }
 
 // routeTable is the one list of routes. Nothing else registers a handler.
 func (s *Server) routeTable() []route {
+	return append(s.baseRoutes(), s.evidenceRoutes()...)
+}
+
+func (s *Server) baseRoutes() []route {
 	return []route{
 		// Operations (contract §9).
 		{method: "GET", path: "/healthz", perm: authz.Public, handler: s.handleLive},
@@ -66,6 +94,23 @@ func (s *Server) routeTable() []route {
 		{method: "GET", path: "/v1/proof/receipts/{receiptId}/proofpack", perm: authz.Read, handler: s.handleProofpack},
 		{method: "GET", path: "/v1/log/checkpoint", perm: authz.Read, handler: s.handleCheckpoint},
 		{method: "GET", path: "/v1/log/consistency", perm: authz.Read, handler: s.handleConsistency},
+
+		// Frontdoor browser session (contract §3). Public: the cookie is what
+		// they manage; connect and logout pass the CSRF check themselves.
+		{method: "POST", path: "/frontdoor/auth/connect", perm: authz.Public, idem: idemExempt, body: bodyJSON, handler: s.handleConnect},
+		{method: "GET", path: "/frontdoor/auth/session", perm: authz.Public, handler: s.handleSession},
+		{method: "POST", path: "/frontdoor/auth/logout", perm: authz.Public, idem: idemExempt, handler: s.handleLogout},
+
+		// Team seats and sessions (contract §4), behind FEATURE_TEAM_SEATS.
+		// Who may act on which seat role is authz.CheckSeatRoles, in tenancy.
+		{method: "POST", path: "/v1/org/bootstrap-owner", perm: authz.KeysManage, idem: idemRequired, body: bodyJSON, feature: featureTeamSeats, handler: s.handleBootstrapOwner},
+		{method: "POST", path: "/v1/org/invite", perm: authz.SeatsManage, idem: idemRequired, body: bodyJSON, feature: featureTeamSeats, handler: s.handleInvite},
+		{method: "POST", path: "/v1/org/accept-invite", perm: authz.Public, idem: idemExempt, body: bodyJSON, feature: featureTeamSeats, handler: s.handleAcceptInvite},
+		{method: "GET", path: "/v1/org/seats", perm: authz.Read, feature: featureTeamSeats, handler: s.handleListSeats},
+		{method: "PUT", path: "/v1/org/seats/{id}", perm: authz.SeatsManage, idem: idemRequired, body: bodyJSON, feature: featureTeamSeats, handler: s.handleChangeSeatRole},
+		{method: "DELETE", path: "/v1/org/seats/{id}", perm: authz.SeatsManage, idem: idemRequired, feature: featureTeamSeats, handler: s.handleRevokeSeat},
+		{method: "GET", path: "/v1/org/sessions", perm: authz.SeatsManage, feature: featureTeamSeats, handler: s.handleListSessions},
+		{method: "DELETE", path: "/v1/org/sessions/{id}", perm: authz.SeatsManage, idem: idemRequired, feature: featureTeamSeats, handler: s.handleRevokeSession},
 	}
 }
 
@@ -105,6 +150,9 @@ func checkRoute(rt route) error {
 		if rt.idem == idemNone {
 			return fmt.Errorf("route %s: mutation without an idempotency rule", rt.pattern())
 		}
+		// A public mutation has no principal to scope an idempotency
+		// record by, so it must be idemExempt: only the frontdoor's auth
+		// routes and accept-invite, whose credential is in the request.
 		if rt.perm == authz.Public && rt.idem != idemExempt {
 			return fmt.Errorf("route %s: public mutation", rt.pattern())
 		}

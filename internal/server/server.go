@@ -28,20 +28,26 @@ import (
 	"github.com/vaultcrux/vaultcrux"
 	"github.com/vaultcrux/vaultcrux/internal/apikey"
 	"github.com/vaultcrux/vaultcrux/internal/config"
+	"github.com/vaultcrux/vaultcrux/internal/evidence"
+	"github.com/vaultcrux/vaultcrux/internal/keyring"
 	"github.com/vaultcrux/vaultcrux/internal/ledger"
 	"github.com/vaultcrux/vaultcrux/internal/store"
 	"github.com/vaultcrux/vaultcrux/internal/tenancy"
 )
 
-// Options are the dependencies of a Server. Store, Ledger, Hasher and
-// Config are required; the rest have defaults.
+// Options are the dependencies of a Server. Store, Ledger, Hasher, Config
+// and SessionSecret are required; the rest have defaults.
 type Options struct {
-	Config    *config.Config
-	Store     store.Store
-	Ledger    *ledger.Ledger
-	Hasher    *apikey.Hasher
-	Logger    *slog.Logger // access log and errors; default discards
-	BuildInfo vaultcrux.BuildInfo
+	Config *config.Config
+	Store  store.Store
+	Ledger *ledger.Ledger
+	Hasher *apikey.Hasher
+	// SessionSecret keys the MAC of frontdoor session cookies (at least
+	// 32 bytes; replicas must share it).
+	SessionSecret keyring.Secret
+	Evidence      *evidence.Service // the evidence plane
+	Logger        *slog.Logger      // access log and errors; default discards
+	BuildInfo     vaultcrux.BuildInfo
 	// KeyCheck reports whether the key provider answers (readyz).
 	KeyCheck func(context.Context) error
 	Now      func() time.Time
@@ -53,6 +59,7 @@ type Server struct {
 	cfg            *config.Config
 	store          store.Store
 	ledger         *ledger.Ledger
+	evidence       *evidence.Service
 	hasher         *apikey.Hasher
 	log            *slog.Logger
 	build          vaultcrux.BuildInfo
@@ -63,6 +70,9 @@ type Server struct {
 	metrics        *metrics
 	metricsHandler http.Handler
 	auth           *authCache
+	cookies        *cookieSigner
+	limits         *authLimiter
+	csrf           *http.CrossOriginProtection
 	handler        http.Handler
 	routes         []route
 	closeOnce      sync.Once
@@ -72,13 +82,14 @@ type Server struct {
 // New builds a Server. It starts no goroutines; call Run for the
 // background work (last-used flushing, idempotency purging).
 func New(o Options) (*Server, error) {
-	if o.Config == nil || o.Store == nil || o.Ledger == nil || o.Hasher == nil {
-		return nil, vaultcrux.E(vaultcrux.Internal, "server.New: Config, Store, Ledger and Hasher are required")
+	if o.Config == nil || o.Store == nil || o.Ledger == nil || o.Hasher == nil || o.Evidence == nil {
+		return nil, vaultcrux.E(vaultcrux.Internal, "server.New: Config, Store, Ledger, Hasher and Evidence are required")
 	}
 	s := &Server{
 		cfg:      o.Config,
 		store:    o.Store,
 		ledger:   o.Ledger,
+		evidence: o.Evidence,
 		hasher:   o.Hasher,
 		log:      o.Logger,
 		build:    o.BuildInfo,
@@ -99,10 +110,17 @@ func New(o Options) (*Server, error) {
 	if s.keyCheck == nil {
 		s.keyCheck = func(context.Context) error { return nil }
 	}
-	s.prov = &tenancy.Provisioner{Store: s.store, Ledger: s.ledger, Hasher: s.hasher, Now: s.now, Rand: s.rand}
+	s.prov = &tenancy.Provisioner{Store: s.store, Ledger: s.ledger, Hasher: s.hasher, Now: s.now, Rand: s.rand, TenantSetup: s.evidence.SetupTenant}
 	s.metrics = newMetrics(s.ledger)
 	s.metricsHandler = promhttp.HandlerFor(s.metrics.reg, promhttp.HandlerOpts{})
 	s.auth = newAuthCache(s.cfg.AuthCacheTTL, s.now)
+	cookies, err := newCookieSigner(o.SessionSecret)
+	if err != nil {
+		return nil, &vaultcrux.Error{Op: "server.New", Err: err}
+	}
+	s.cookies = cookies
+	s.limits = newAuthLimiter(max(s.cfg.AuthFailuresPerAddress, 1), max(s.cfg.AuthFailuresPerTenant, 1))
+	s.csrf = http.NewCrossOriginProtection()
 	s.routes = s.routeTable()
 	h, err := s.buildMux(s.routes)
 	if err != nil {

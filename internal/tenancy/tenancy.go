@@ -1,15 +1,16 @@
-// Package tenancy provisions tenants and their API keys. It is the one
-// implementation behind the CLI (`vaultcrux tenant`, `vaultcrux key`), the
-// first-start bootstrap and the /v1/keys routes, so that every path that
-// creates or revokes a credential follows the same rules.
+// Package tenancy provisions tenants, their API keys and their team seats.
+// It is the one implementation behind the CLI (`vaultcrux tenant`,
+// `vaultcrux key`), the first-start bootstrap, the /v1/keys routes and the
+// /v1/org routes (seats.go), so that every path that creates or revokes a
+// credential follows the same rules.
 //
 // A new key is returned once, as an apikey.Token, and never stored: the
 // store keeps its id and keyed hash only.
 //
 // Every change is committed through the ledger together with its event
-// receipt (tenant.created, apikey.created, apikey.revoked): the change and
-// its receipt are durable together or not at all. Receipt details hold ids
-// and roles, never key material.
+// receipt (tenant.created, apikey.created, apikey.revoked, and the seat
+// kinds of seats.go): the change and its receipt are durable together or
+// not at all. Receipt details hold ids and roles, never key material.
 package tenancy
 
 import (
@@ -119,7 +120,8 @@ func (p *Provisioner) IssueKey(ctx context.Context, actor vaultcrux.Principal, t
 	return k, tok, issued[0].ID, nil
 }
 
-// RevokeKey revokes key id. Unless force is set, it refuses to revoke the
+// RevokeKey revokes key id and ends the frontdoor sessions opened with it
+// (each with a "revoked" session event). Unless force is set, it refuses to revoke the
 // tenant's last active owner key (409 last_owner): over the API that would
 // lock the tenant out. The CLI, which has the data dir and can mint a new
 // owner key, may force it.
@@ -157,8 +159,18 @@ func (p *Provisioner) RevokeKey(ctx context.Context, actor vaultcrux.Principal, 
 				return vaultcrux.E(vaultcrux.LastOwner, "this is the tenant's last active owner key; create another owner key before revoking it")
 			}
 		}
-		k, err = tx.RevokeAPIKey(id, now)
-		return err
+		if k, err = tx.RevokeAPIKey(id, now); err != nil {
+			return err
+		}
+		// The key's frontdoor sessions end with it.
+		sessions, err := liveSessions(tx, now, func(s *vaultcrux.Session) bool { return s.KeyID == id })
+		if err != nil {
+			return err
+		}
+		if _, err := tx.RevokeKeySessions(id, now); err != nil {
+			return err
+		}
+		return p.sessionEvents(tx, tenant, sessions, now, "revoked", "API key revoked by "+actor.ID)
 	}
 	issued, err := p.Ledger.Commit(ctx, item)
 	if errors.Is(err, errAlreadyRevoked) {

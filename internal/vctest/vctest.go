@@ -21,6 +21,8 @@ import (
 	"github.com/vaultcrux/vaultcrux"
 	"github.com/vaultcrux/vaultcrux/internal/apikey"
 	"github.com/vaultcrux/vaultcrux/internal/config"
+	"github.com/vaultcrux/vaultcrux/internal/envelope"
+	"github.com/vaultcrux/vaultcrux/internal/evidence"
 	"github.com/vaultcrux/vaultcrux/internal/keyring"
 	"github.com/vaultcrux/vaultcrux/internal/ledger"
 	"github.com/vaultcrux/vaultcrux/internal/server"
@@ -63,6 +65,11 @@ type Env struct {
 	Keys   *ledger.Keys
 	Prov   *tenancy.Provisioner
 	Clock  *Clock
+	// Evidence is the evidence plane; its ingest worker does not run on
+	// its own: Drain runs it.
+	Evidence *evidence.Service
+	// Provider is the local key provider the evidence plane uses.
+	Provider envelope.Provider
 	// Handler is the server's root handler; requests made through Do
 	// come from RemoteAddr 192.0.2.1 (not on any allowlist) unless set.
 	Handler http.Handler
@@ -123,9 +130,24 @@ func NewWithStore(t testing.TB, st store.Store, opts ...Option) *Env {
 	}
 	led := ledger.New(ledger.Config{Store: st, Keys: keys, Now: clock.Now, Rand: rand.Reader, Logger: setup.Logger})
 	t.Cleanup(led.Close)
+	master := make([]byte, envelope.KeySize)
+	if _, err := rand.Read(master); err != nil {
+		t.Fatal(err)
+	}
+	provider, err := envelope.NewLocal(keyring.NewSecret(master), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ev := evidence.New(evidence.Config{Store: st, Ledger: led, Keys: provider, Now: clock.Now, Logger: setup.Logger})
+	sessionSecret := make([]byte, 32)
+	if _, err := rand.Read(sessionSecret); err != nil {
+		t.Fatal(err)
+	}
 	srv, err := server.New(server.Options{
-		Config: &cfg, Store: st, Ledger: led, Hasher: hasher, Now: clock.Now, Logger: setup.Logger,
+		Config: &cfg, Store: st, Ledger: led, Hasher: hasher, Evidence: ev, Now: clock.Now, Logger: setup.Logger,
 		BuildInfo: vaultcrux.BuildInfo{Service: "vaultcrux", Version: "test", Commit: "abc123", GoVersion: "go"},
+
+		SessionSecret: keyring.NewSecret(sessionSecret),
 	})
 	if err != nil {
 		t.Fatalf("server.New: %v", err)
@@ -133,8 +155,23 @@ func NewWithStore(t testing.TB, st store.Store, opts ...Option) *Env {
 	t.Cleanup(srv.Close)
 	return &Env{
 		T: t, Config: &cfg, Store: st, Hasher: hasher, Server: srv, Clock: clock, Ledger: led, Keys: keys,
-		Prov:    &tenancy.Provisioner{Store: st, Ledger: led, Hasher: hasher, Now: clock.Now, Rand: rand.Reader},
+		Evidence: ev, Provider: provider,
+		Prov:    &tenancy.Provisioner{Store: st, Ledger: led, Hasher: hasher, Now: clock.Now, Rand: rand.Reader, TenantSetup: ev.SetupTenant},
 		Handler: srv.Handler(),
+	}
+}
+
+// Drain processes queued ingest jobs until none is left.
+func (e *Env) Drain() {
+	e.T.Helper()
+	for {
+		n, err := e.Evidence.RunOnce(context.Background())
+		if err != nil {
+			e.T.Fatalf("ingest worker: %v", err)
+		}
+		if n == 0 {
+			return
+		}
 	}
 }
 
