@@ -283,7 +283,10 @@ func (s *Service) RunOnce(ctx context.Context) (int, error) {
 	}
 	// Jobs of different documents run concurrently, so that their commits
 	// share the ledger's group commit; jobs of one document run in the
-	// order they were queued.
+	// order they were queued. Claimed jobs are finished even when ctx ends
+	// (a batch is small): a graceful stop strands no job under a lease.
+	// Only a crash leaves jobs for the lease to return.
+	ctx = context.WithoutCancel(ctx)
 	groups := map[string][]*store.IngestJob{}
 	var order []string
 	for _, j := range jobs {
@@ -297,9 +300,6 @@ func (s *Service) RunOnce(ctx context.Context) (int, error) {
 	for _, k := range order {
 		wg.Go(func() {
 			for _, j := range groups[k] {
-				if ctx.Err() != nil {
-					return // the lease expires and another worker (or this one, restarted) resumes
-				}
 				if err := s.runJob(ctx, j, lease); err != nil {
 					s.log.LogAttrs(ctx, slog.LevelWarn, "ingest job", slog.String("ingest_id", j.ID), slog.String("error", err.Error()))
 				}
@@ -316,7 +316,7 @@ const maxAttempts = 5
 
 func (s *Service) runJob(ctx context.Context, j *store.IngestJob, lease string) error {
 	err := s.process(ctx, j, lease)
-	if err != nil && j.Attempts >= maxAttempts && ctx.Err() == nil {
+	if err != nil && j.Attempts >= maxAttempts {
 		s.log.LogAttrs(ctx, slog.LevelError, "ingest job failed for good", slog.String("ingest_id", j.ID), slog.String("error", err.Error()))
 		return s.fail(ctx, j, lease, "indexing failed repeatedly; submit the document again")
 	}
