@@ -55,6 +55,10 @@ func ingestDoc(t *testing.T, s *served, idem, docID, content string) string {
 func TestEvidenceEndToEnd(t *testing.T) {
 	dataDir := t.TempDir()
 	s := serve(t, dataDir)
+	// The local provider's master key was created 0600 beside the other keys.
+	if fi, err := os.Stat(filepath.Join(dataDir, "keys", "master-key")); err != nil || fi.Mode().Perm() != 0o600 {
+		t.Fatalf("master key file: %v %v", fi, err)
+	}
 	id := ingestDoc(t, s, "i1", "runbook", "The blorptastic reactor must be vented hourly.\n\nVenting uses the snergle valve.")
 	waitIndexed(t, s, id)
 
@@ -148,5 +152,26 @@ func TestEvidenceEndToEnd(t *testing.T) {
 	}
 	if code, stdout, errOut := runCLI(t, "verify", "--keys", keys, answerPack, erasurePack); code != 0 {
 		t.Fatalf("verify: %d\n%s\n%s", code, stdout, errOut)
+	}
+}
+
+// TestServeRefusesMissingMasterKeyFile: a master key named by
+// VAULTCRUX_MASTER_KEY_FILE (rendered by a secrets agent) must exist;
+// vaultcrux never creates one there.
+func TestServeRefusesMissingMasterKeyFile(t *testing.T) {
+	dataDir := t.TempDir()
+	missing := filepath.Join(t.TempDir(), "master-key")
+	getenv := func(k string) string {
+		if k == "VAULTCRUX_MASTER_KEY_FILE" {
+			return missing
+		}
+		return ""
+	}
+	code, _, stderr := runCLIWith(t, getenv, "serve", "--listen", "127.0.0.1:0", "--data-dir", dataDir)
+	if code != 1 || !strings.Contains(stderr, "master key") {
+		t.Fatalf("exit %d, stderr %s", code, stderr)
+	}
+	if _, err := os.Stat(missing); !os.IsNotExist(err) {
+		t.Fatalf("the managed master key file was created: %v", err)
 	}
 }
