@@ -54,8 +54,9 @@ type route struct {
 	idem    idem
 	body    bodyKind
 	feature feature
-	// sealed marks a route whose answer holds tenant content: the copy
-	// kept for idempotent replay is sealed under the tenant's keys.
+	// sealed marks a route whose answer holds tenant content or a
+	// one-time secret: the copy kept for idempotent replay is sealed under
+	// the tenant's keys (or, when it cannot be, not kept).
 	sealed  bool
 	handler func(*request) (*response, error)
 }
@@ -81,7 +82,7 @@ func (s *Server) baseRoutes() []route {
 		{method: "GET", path: "/v1/auth/whoami", perm: authz.Read, handler: s.handleWhoami},
 
 		// API keys (contract §3): owner only.
-		{method: "POST", path: "/v1/keys", perm: authz.KeysManage, idem: idemRequired, body: bodyJSON, handler: s.handleCreateKey},
+		{method: "POST", path: "/v1/keys", perm: authz.KeysManage, idem: idemRequired, body: bodyJSON, sealed: true, handler: s.handleCreateKey},
 		{method: "GET", path: "/v1/keys", perm: authz.KeysManage, handler: s.handleListKeys},
 		{method: "DELETE", path: "/v1/keys/{id}", perm: authz.KeysManage, idem: idemRequired, handler: s.handleRevokeKey},
 
@@ -104,7 +105,7 @@ func (s *Server) baseRoutes() []route {
 		// Team seats and sessions (contract §4), behind FEATURE_TEAM_SEATS.
 		// Who may act on which seat role is authz.CheckSeatRoles, in tenancy.
 		{method: "POST", path: "/v1/org/bootstrap-owner", perm: authz.KeysManage, idem: idemRequired, body: bodyJSON, feature: featureTeamSeats, handler: s.handleBootstrapOwner},
-		{method: "POST", path: "/v1/org/invite", perm: authz.SeatsManage, idem: idemRequired, body: bodyJSON, feature: featureTeamSeats, handler: s.handleInvite},
+		{method: "POST", path: "/v1/org/invite", perm: authz.SeatsManage, idem: idemRequired, body: bodyJSON, feature: featureTeamSeats, sealed: true, handler: s.handleInvite},
 		{method: "POST", path: "/v1/org/accept-invite", perm: authz.Public, idem: idemExempt, body: bodyJSON, feature: featureTeamSeats, handler: s.handleAcceptInvite},
 		{method: "GET", path: "/v1/org/seats", perm: authz.Read, feature: featureTeamSeats, handler: s.handleListSeats},
 		{method: "PUT", path: "/v1/org/seats/{id}", perm: authz.SeatsManage, idem: idemRequired, body: bodyJSON, feature: featureTeamSeats, handler: s.handleChangeSeatRole},

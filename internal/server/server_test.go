@@ -1,9 +1,13 @@
 package server_test
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -13,6 +17,7 @@ import (
 
 	"github.com/vaultcrux/vaultcrux"
 	"github.com/vaultcrux/vaultcrux/internal/store"
+	"github.com/vaultcrux/vaultcrux/internal/store/sqlite"
 	"github.com/vaultcrux/vaultcrux/internal/vctest"
 )
 
@@ -572,5 +577,50 @@ func testConcurrentLastOwnerRevocation(t *testing.T, e *vctest.Env) {
 		if ok != 1 || lastOwner+unauth != 1 {
 			t.Fatalf("round %d: %d revocations succeeded (%d last_owner, %d unauthenticated); want exactly 1", round, ok, lastOwner, unauth)
 		}
+	}
+}
+
+// TestIdempotentKeyReplayIsSealed: the stored copy of POST /v1/keys's
+// answer, kept for replay, does not hold the new key in the clear, and
+// the replay still shows it.
+func TestIdempotentKeyReplayIsSealed(t *testing.T) {
+	dir := t.TempDir()
+	st, err := sqlite.Open(context.Background(), filepath.Join(dir, "db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := st.Migrate(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	e := vctest.NewWithStore(t, st)
+	owner := e.Tenant("acme")
+	q := vctest.Request{Method: "POST", Path: "/v1/keys", Tenant: "acme", Key: owner, Idem: "sealed-1", Body: map[string]string{"label": "agent"}}
+	first := e.Do(q)
+	wantOK(t, first, 201)
+	var created struct {
+		Key string `json:"key"`
+	}
+	first.Into(t, &created)
+	if created.Key == "" {
+		t.Fatal("no key in the answer")
+	}
+	again := e.Do(q)
+	if again.Header.Get("idempotent-replay") != "true" || string(again.Raw) != string(first.Raw) {
+		t.Fatalf("replay: %v %s", again.Header, again.Raw)
+	}
+	var files int
+	filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		files++
+		b, _ := os.ReadFile(p)
+		if bytes.Contains(b, []byte(created.Key)) || bytes.Contains(b, []byte(created.Key[len(created.Key)-20:])) {
+			t.Errorf("%s holds the new API key", p)
+		}
+		return nil
+	})
+	if files == 0 {
+		t.Fatal("no database files scanned")
 	}
 }
