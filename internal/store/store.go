@@ -66,6 +66,7 @@ type BatchTx interface {
 // SystemTx is a transaction across tenants, for administration only.
 type SystemTx interface {
 	SystemEvidenceTx
+	SystemShieldTx
 
 	// CreateTenant creates t (Conflict if the id exists) and, when firstKey
 	// is not nil, stores that key in the same transaction, so that a tenant
@@ -103,6 +104,7 @@ type SystemTx interface {
 // TenantTx is a transaction within one tenant.
 type TenantTx interface {
 	EvidenceTx
+	ShieldTx
 
 	// CreateAPIKey stores k; k.Tenant must be the handle's tenant.
 	CreateAPIKey(k *vaultcrux.APIKey) error

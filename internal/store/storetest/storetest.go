@@ -43,6 +43,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"Sessions", s.sessionTests()},
 		{"SessionEvents", s.sessionEventTests()},
 		{"Evidence", s.evidenceTests()},
+		{"Shield", s.shieldTests()},
 	}
 	for _, g := range groups {
 		t.Run(g.name, func(t *testing.T) {
