@@ -14,6 +14,7 @@ import (
 	"github.com/vaultcrux/vaultcrux"
 	"github.com/vaultcrux/vaultcrux/internal/apikey"
 	"github.com/vaultcrux/vaultcrux/internal/config"
+	"github.com/vaultcrux/vaultcrux/internal/gate"
 	"github.com/vaultcrux/vaultcrux/internal/keyring"
 	"github.com/vaultcrux/vaultcrux/internal/server"
 	"github.com/vaultcrux/vaultcrux/internal/store"
@@ -75,7 +76,16 @@ func runServe(ctx context.Context, e *env, args []string) error {
 		return fmt.Errorf("load the search index: %w", err)
 	}
 
+	mode, flags, taintAction := gate.Defaults(cfg)
+	gt, err := gate.New(gate.Config{
+		Store: st, Ledger: led, Sealer: ev, Mode: mode, Flags: flags, TaintAction: taintAction,
+		Builtin: gate.BuiltinTools(), Logger: log,
+	})
+	if err != nil {
+		return fmt.Errorf("shield: %w", err)
+	}
 	srv, err := server.New(server.Options{
+		Gate:      gt,
 		Config:    cfg,
 		Store:     st,
 		Ledger:    led,
@@ -113,7 +123,11 @@ func runServe(ctx context.Context, e *env, args []string) error {
 	// The ingest worker resumes queued jobs at once: the queue is durable.
 	ingestDone := make(chan struct{})
 	go func() { ev.Run(bg); close(ingestDone) }()
-	stopBackground := func() { stopBG(); <-bgDone; <-ingestDone; <-ledgerDone }
+	// Shield polls the store for changes made by other processes (kill
+	// switches within a second) and expires approval requests.
+	gateDone := make(chan struct{})
+	go func() { gt.Run(bg); close(gateDone) }()
+	stopBackground := func() { stopBG(); <-bgDone; <-ingestDone; <-ledgerDone; <-gateDone }
 
 	errc := make(chan error, 1)
 	go func() { errc <- hs.Serve(ln) }()

@@ -54,6 +54,15 @@ type Config struct {
 	// must share it.
 	SessionSecretFile string
 
+	// ShieldMode is "observe" (decisions are recorded, nothing is
+	// blocked) or "enforce"; Shield holds the defaults of the nine Shield
+	// flags (contract §7). Tenants may override both at run time.
+	ShieldMode string
+	Shield     ShieldFlags
+	// ShieldTaintAction is what a dangerous action with tainted inputs
+	// gets: "block" (deny) or "approval" (sent to the approval gate).
+	ShieldTaintAction string
+
 	// FeatureTeamSeats turns on the /v1/org/* routes (contract §4,
 	// FEATURE_TEAM_SEATS); off, they answer 404 feature_disabled.
 	FeatureTeamSeats bool
@@ -97,6 +106,21 @@ type Config struct {
 	LogLevel string
 }
 
+// ShieldFlags are the Shield feature flags, in the contract's promotion
+// order.
+type ShieldFlags struct {
+	Enabled, EnforceCapability, EnforceDigest, SandboxRunner, EnforceTaint,
+	EnforceApprovals, SamplingGuardian, UIAppSandbox, KillSwitches bool
+}
+
+// DefaultShieldFlags enforce every stage that can work in this binary:
+// there is no sandbox runner and no tool UI sandbox yet, so those two are
+// off (dangerous_local tools are then denied).
+var DefaultShieldFlags = ShieldFlags{
+	Enabled: true, EnforceCapability: true, EnforceDigest: true, SandboxRunner: false, EnforceTaint: true,
+	EnforceApprovals: true, SamplingGuardian: true, UIAppSandbox: false, KillSwitches: true,
+}
+
 // DefaultOpsAllowlist is the tailnet ranges (Tailscale CGNAT and ULA).
 // Loopback is deliberately not in it: a local process is not an operator.
 var DefaultOpsAllowlist = []netip.Prefix{
@@ -120,6 +144,9 @@ func Default() Config {
 		ShutdownTimeout:   20 * time.Second,
 		AuthCacheTTL:      time.Second,
 		LogLevel:          "info",
+		ShieldMode:        "enforce",
+		Shield:            DefaultShieldFlags,
+		ShieldTaintAction: "block",
 
 		SessionTTL:             12 * time.Hour,
 		SessionIdleTimeout:     30 * time.Minute,
@@ -189,6 +216,33 @@ var settings = []setting{
 	{flag: "session-secret-file", env: "VAULTCRUX_SESSION_SECRET_FILE", usage: "file holding the session cookie secret (base64); default <data-dir>/keys/session-secret",
 		set: func(c *Config, v string) error { c.SessionSecretFile = v; return nil },
 		get: func(c *Config) string { return c.SessionSecretFile }},
+	{flag: "shield-mode", env: "VAULTCRUX_SHIELD_MODE", alias: "SHIELD_MODE", usage: "observe (record decisions, block nothing) or enforce",
+		set: func(c *Config, v string) error {
+			if v != "observe" && v != "enforce" {
+				return fmt.Errorf("shield mode %q: want observe or enforce", v)
+			}
+			c.ShieldMode = v
+			return nil
+		},
+		get: func(c *Config) string { return c.ShieldMode }},
+	{flag: "shield-taint-action", env: "VAULTCRUX_SHIELD_TAINT_ACTION", usage: "block (deny) or approval: what a write, dangerous_local or egress action with tainted inputs gets",
+		set: func(c *Config, v string) error {
+			if v != "block" && v != "approval" {
+				return fmt.Errorf("shield taint action %q: want block or approval", v)
+			}
+			c.ShieldTaintAction = v
+			return nil
+		},
+		get: func(c *Config) string { return c.ShieldTaintAction }},
+	boolSetting("feature-shield-enabled", "VAULTCRUX_FEATURE_SHIELD_ENABLED", "FEATURE_SHIELD_ENABLED", "evaluate Shield at all", func(c *Config) *bool { return &c.Shield.Enabled }),
+	boolSetting("feature-shield-enforce-capability", "VAULTCRUX_FEATURE_SHIELD_ENFORCE_CAPABILITY", "FEATURE_SHIELD_ENFORCE_CAPABILITY", "enforce the capability firewall", func(c *Config) *bool { return &c.Shield.EnforceCapability }),
+	boolSetting("feature-trust-registry-enforce-digest", "VAULTCRUX_FEATURE_TRUST_REGISTRY_ENFORCE_DIGEST", "FEATURE_TRUST_REGISTRY_ENFORCE_DIGEST", "enforce pinned server digests", func(c *Config) *bool { return &c.Shield.EnforceDigest }),
+	boolSetting("feature-sandbox-runner", "VAULTCRUX_FEATURE_SANDBOX_RUNNER", "FEATURE_SANDBOX_RUNNER", "allow dangerous_local tools (a sandbox runs them)", func(c *Config) *bool { return &c.Shield.SandboxRunner }),
+	boolSetting("feature-shield-enforce-taint", "VAULTCRUX_FEATURE_SHIELD_ENFORCE_TAINT", "FEATURE_SHIELD_ENFORCE_TAINT", "enforce the taint stage", func(c *Config) *bool { return &c.Shield.EnforceTaint }),
+	boolSetting("feature-shield-enforce-approvals", "VAULTCRUX_FEATURE_SHIELD_ENFORCE_APPROVALS", "FEATURE_SHIELD_ENFORCE_APPROVALS", "enforce the approval gate", func(c *Config) *bool { return &c.Shield.EnforceApprovals }),
+	boolSetting("feature-sampling-guardian", "VAULTCRUX_FEATURE_SAMPLING_GUARDIAN", "FEATURE_SAMPLING_GUARDIAN", "enforce sampling policies", func(c *Config) *bool { return &c.Shield.SamplingGuardian }),
+	boolSetting("feature-ui-app-sandbox", "VAULTCRUX_FEATURE_UI_APP_SANDBOX", "FEATURE_UI_APP_SANDBOX", "enforce UI integrity sessions for tool UIs", func(c *Config) *bool { return &c.Shield.UIAppSandbox }),
+	boolSetting("feature-kill-switches", "VAULTCRUX_FEATURE_KILL_SWITCHES", "FEATURE_KILL_SWITCHES", "honour kill switches", func(c *Config) *bool { return &c.Shield.KillSwitches }),
 	boolSetting("feature-team-seats", "VAULTCRUX_FEATURE_TEAM_SEATS", "FEATURE_TEAM_SEATS", "serve the team seat routes /v1/org/*", func(c *Config) *bool { return &c.FeatureTeamSeats }),
 	durationSetting("session-ttl", "VAULTCRUX_SESSION_TTL", func(c *Config) *time.Duration { return &c.SessionTTL }),
 	durationSetting("session-idle-timeout", "VAULTCRUX_SESSION_IDLE_TIMEOUT", func(c *Config) *time.Duration { return &c.SessionIdleTimeout }),

@@ -486,14 +486,25 @@ func TestShred(t *testing.T) {
 	got := a.retrieve(map[string]any{"query": "walrus"})
 	queued := a.ingest(doc("d2", "Queued narwhal."))
 
-	if r := a.do("POST", "/v1/tenant/crypto-shred", map[string]any{"confirm": "wrong"}); r.Status != 400 {
+	// Shredding is critical: Shield asks for an approval first, and a
+	// person resolves it in a browser session.
+	shred := func(confirm string) *vctest.Response {
+		t.Helper()
+		r := a.do("POST", "/v1/tenant/crypto-shred", map[string]any{"confirm": confirm})
+		if r.Status != 403 || r.Code() != "approval_required" || r.Error.ApprovalRequestID == "" {
+			t.Fatalf("shred without approval: %d %s", r.Status, r.Raw)
+		}
+		tok := env.Approve("acme", a.key, r.Error.ApprovalRequestID)
+		return a.do("POST", "/v1/tenant/crypto-shred", map[string]any{"confirm": confirm}, "x-shield-approval-token", tok)
+	}
+	if r := shred("wrong"); r.Status != 400 {
 		t.Fatalf("shred without confirmation: %d %s", r.Status, r.Raw)
 	}
 	admin, _ := env.Key("acme", vaultcrux.RoleAdmin)
-	if r := env.Do(vctest.Request{Method: "POST", Path: "/v1/tenant/crypto-shred", Tenant: "acme", Key: admin, Idem: "adm", Body: map[string]any{"confirm": "acme"}}); r.Status != 403 {
+	if r := env.Do(vctest.Request{Method: "POST", Path: "/v1/tenant/crypto-shred", Tenant: "acme", Key: admin, Idem: "adm", Body: map[string]any{"confirm": "acme"}}); r.Status != 403 || r.Code() != "forbidden" {
 		t.Fatalf("admin shred: %d", r.Status)
 	}
-	r := a.do("POST", "/v1/tenant/crypto-shred", map[string]any{"confirm": "acme"})
+	r := shred("acme")
 	if r.Status != 200 {
 		t.Fatalf("shred: %d %s", r.Status, r.Raw)
 	}
@@ -518,11 +529,15 @@ func TestShred(t *testing.T) {
 		{"POST", "/v1/citations", map[string]any{"answerId": got.AnswerID, "answerText": "x", "citations": []map[string]any{{"chunkId": "d1#0", "quote": "walrus"}}}},
 		{"POST", "/v1/ingest", doc("d3", "new")},
 		{"POST", "/v1/tenant/rotate-key", nil},
-		{"POST", "/v1/tenant/crypto-shred", map[string]any{"confirm": "acme"}},
 	} {
 		if r := a.do(c.method, c.path, c.body); r.Status != 409 || r.Code() != "conflict" {
 			t.Errorf("%s %s after shred: %d %s", c.method, c.path, r.Status, r.Raw)
 		}
+	}
+	// A second shred needs an approval, whose arguments can no longer be
+	// sealed: the request is refused, not approved in the clear.
+	if r := a.do("POST", "/v1/tenant/crypto-shred", map[string]any{"confirm": "acme"}); r.Status != 403 || r.Code() != "policy_error" {
+		t.Errorf("shred after shred: %d %s", r.Status, r.Raw)
 	}
 	// The queued job fails; it never indexes.
 	env.Drain()

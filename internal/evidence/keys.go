@@ -157,13 +157,33 @@ func (s *Service) ShredTenant(ctx context.Context, actor vaultcrux.Principal, te
 }
 
 // Stored idempotent responses of routes that return content (retrieve)
-// are sealed like content: a replay record never holds plaintext. The
-// record is "<wrapped DEK>\x00<sealed body>".
+// are sealed like content: a replay record never holds plaintext. So are
+// other records that must not hold plaintext (the arguments of a Shield
+// approval). A record is "<wrapped DEK>\x00<sealed body>", bound by its
+// AAD to the tenant and to its purpose.
 
-func replayAAD(t vaultcrux.TenantID) []byte { return envelope.AAD("replay", string(t)) }
+func sealAAD(t vaultcrux.TenantID, purpose string) []byte { return envelope.AAD(purpose, string(t)) }
 
 // SealReplay seals a response body for the idempotency store.
 func (s *Service) SealReplay(ctx context.Context, tenant vaultcrux.TenantID, body []byte) ([]byte, error) {
+	return s.Seal(ctx, tenant, "replay", body)
+}
+
+// OpenReplay opens what SealReplay made. After a rotation or a shred the
+// old record no longer opens: the replay is refused, never served in the
+// clear or re-executed.
+func (s *Service) OpenReplay(ctx context.Context, tenant vaultcrux.TenantID, rec []byte) ([]byte, error) {
+	body, err := s.Open(ctx, tenant, "replay", rec)
+	if vaultcrux.ErrorKind(err) == vaultcrux.Conflict {
+		return nil, vaultcrux.E(vaultcrux.Conflict, "the stored response to this idempotency key can no longer be opened (the tenant key was rotated); use a new key")
+	}
+	return body, err
+}
+
+// Seal seals body under a fresh DEK wrapped by the tenant's active KEK,
+// for purpose (a short name, bound in the AAD: a record sealed for one
+// purpose does not open for another).
+func (s *Service) Seal(ctx context.Context, tenant vaultcrux.TenantID, purpose string, body []byte) ([]byte, error) {
 	var keys *tenantKeys
 	err := s.st.ForTenant(tenant).Tx(ctx, func(tx store.TenantTx) (err error) {
 		keys, err = s.keysFor(ctx, tx, tenant, false)
@@ -176,24 +196,24 @@ func (s *Service) SealReplay(ctx context.Context, tenant vaultcrux.TenantID, bod
 	if err != nil {
 		return nil, err
 	}
-	wrapped, err := keys.kek.Wrap(dek, replayAAD(tenant))
+	aad := sealAAD(tenant, purpose)
+	wrapped, err := keys.kek.Wrap(dek, aad)
 	if err != nil {
 		return nil, err
 	}
-	sealed, err := envelope.Seal(dek, replayAAD(tenant), body, s.rnd())
+	sealed, err := envelope.Seal(dek, aad, body, s.rnd())
 	if err != nil {
 		return nil, err
 	}
 	return append(append([]byte(wrapped), 0), sealed...), nil
 }
 
-// OpenReplay opens what SealReplay made. After a rotation or a shred the
-// old record no longer opens: the replay is refused, never served in the
-// clear or re-executed.
-func (s *Service) OpenReplay(ctx context.Context, tenant vaultcrux.TenantID, rec []byte) ([]byte, error) {
+// Open opens what Seal made for purpose. A record wrapped under a KEK
+// version that is gone (rotated, shredded) is Conflict.
+func (s *Service) Open(ctx context.Context, tenant vaultcrux.TenantID, purpose string, rec []byte) ([]byte, error) {
 	i := bytes.IndexByte(rec, 0)
 	if i < 0 {
-		return nil, vaultcrux.E(vaultcrux.Internal, "malformed sealed replay record")
+		return nil, vaultcrux.E(vaultcrux.Internal, "malformed sealed record")
 	}
 	var keys *tenantKeys
 	err := s.st.ForTenant(tenant).Tx(ctx, func(tx store.TenantTx) (err error) {
@@ -203,13 +223,14 @@ func (s *Service) OpenReplay(ctx context.Context, tenant vaultcrux.TenantID, rec
 	if err != nil {
 		return nil, err
 	}
-	dek, err := keys.kek.Unwrap(string(rec[:i]), replayAAD(tenant))
+	aad := sealAAD(tenant, purpose)
+	dek, err := keys.kek.Unwrap(string(rec[:i]), aad)
 	if err != nil {
-		return nil, vaultcrux.E(vaultcrux.Conflict, "the stored response to this idempotency key can no longer be opened (the tenant key was rotated); use a new key")
+		return nil, vaultcrux.E(vaultcrux.Conflict, "the sealed record can no longer be opened (the tenant key was rotated)")
 	}
-	body, err := envelope.Open(dek, replayAAD(tenant), rec[i+1:])
+	body, err := envelope.Open(dek, aad, rec[i+1:])
 	if err != nil {
-		return nil, vaultcrux.E(vaultcrux.Internal, "sealed replay record does not open")
+		return nil, vaultcrux.E(vaultcrux.Internal, "sealed record does not open")
 	}
 	return body, nil
 }

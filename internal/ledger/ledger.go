@@ -189,7 +189,16 @@ type Item struct {
 	// Receipts are unsigned documents (receipt.NewEvent, NewAnswer);
 	// Commit signs them.
 	Receipts []*receipt.Doc
+	// Signed makes Commit refuse the item (ErrUnsigned) when no signing
+	// key is available, instead of storing the receipts
+	// pending_signature: for records whose meaning is that they were
+	// signed when the action happened (Shield's allows).
+	Signed bool
 }
+
+// ErrUnsigned is Commit's error for an item that must be signed when no
+// signing key is available.
+var ErrUnsigned = vaultcrux.E(vaultcrux.Unavailable, "the receipt signer is unavailable")
 
 // Issued describes a receipt that Commit made durable.
 type Issued struct {
@@ -222,6 +231,9 @@ func (l *Ledger) Commit(ctx context.Context, it *Item) (_ []Issued, err error) {
 		if k, kerr := l.keys.Current(); kerr == nil {
 			key = k
 		}
+	}
+	if it.Signed && key == nil {
+		return nil, ErrUnsigned
 	}
 	now := l.Now()
 	for i, d := range it.Receipts {

@@ -10,6 +10,8 @@ type RouteInfo struct {
 	Mutation              bool // requires x-idempotency-key
 	Body                  bool // takes a JSON body
 	Served                bool // false when behind a flag that is off: 404 feature_disabled
+	SessionOnly           bool // refuses API keys: a frontdoor session only
+	Tool                  string
 }
 
 // Routes returns s's route table.
@@ -19,6 +21,7 @@ func Routes(s *Server) []RouteInfo {
 		out = append(out, RouteInfo{
 			Method: rt.method, Path: rt.path, Pattern: rt.pattern(), Perm: rt.perm,
 			Mutation: rt.idem == idemRequired, Body: rt.body != bodyNone, Served: s.featureOn(rt.feature),
+			SessionOnly: rt.sessionOnly, Tool: rt.tool,
 		})
 	}
 	return out

@@ -15,8 +15,10 @@ import (
 	"github.com/vaultcrux/vaultcrux/internal/config"
 	"github.com/vaultcrux/vaultcrux/internal/envelope"
 	"github.com/vaultcrux/vaultcrux/internal/evidence"
+	"github.com/vaultcrux/vaultcrux/internal/gate"
 	"github.com/vaultcrux/vaultcrux/internal/keyring"
 	"github.com/vaultcrux/vaultcrux/internal/ledger"
+	"github.com/vaultcrux/vaultcrux/internal/shield"
 	"github.com/vaultcrux/vaultcrux/internal/store/sqlite"
 )
 
@@ -40,7 +42,11 @@ func newBareServer(t testing.TB) *Server {
 		t.Fatal(err)
 	}
 	ev := evidence.New(evidence.Config{Store: st, Ledger: l, Keys: prov})
-	s, err := New(Options{Config: &cfg, Store: st, Ledger: l, Hasher: h, Evidence: ev, SessionSecret: keyring.NewSecret(make([]byte, 32))})
+	g, err := gate.New(gate.Config{Store: st, Ledger: l, Sealer: ev, Flags: shield.Flags{Enabled: true}, Builtin: gate.BuiltinTools()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := New(Options{Config: &cfg, Store: st, Ledger: l, Hasher: h, Evidence: ev, Gate: g, SessionSecret: keyring.NewSecret(make([]byte, 32))})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -6,19 +6,20 @@ import (
 	"github.com/vaultcrux/vaultcrux"
 	"github.com/vaultcrux/vaultcrux/internal/authz"
 	"github.com/vaultcrux/vaultcrux/internal/evidence"
+	"github.com/vaultcrux/vaultcrux/internal/gate"
 )
 
 // evidenceRoutes are the evidence plane's routes (contract §5) and the
 // tenant key operations.
 func (s *Server) evidenceRoutes() []route {
 	return []route{
-		{method: "POST", path: "/v1/ingest", perm: authz.Ingest, idem: idemRequired, body: bodyIngest, handler: s.handleIngest},
+		{method: "POST", path: "/v1/ingest", perm: authz.Ingest, idem: idemRequired, body: bodyIngest, tool: gate.ToolIngestDocument, handler: s.handleIngest},
 		{method: "GET", path: "/v1/ingest/{id}", perm: authz.Read, handler: s.handleGetIngest},
-		{method: "DELETE", path: "/v1/documents/{docId}", perm: authz.Ingest, idem: idemRequired, handler: s.handleDeleteDocument},
+		{method: "DELETE", path: "/v1/documents/{docId}", perm: authz.Ingest, idem: idemRequired, tool: gate.ToolDeleteDocument, handler: s.handleDeleteDocument},
 		{method: "POST", path: "/v1/retrieve", perm: authz.Retrieve, idem: idemOptional, body: bodyJSON, sealed: true, handler: s.handleRetrieve},
 		{method: "POST", path: "/v1/citations", perm: authz.Retrieve, idem: idemOptional, body: bodyJSON, handler: s.handleCitations},
-		{method: "POST", path: "/v1/tenant/rotate-key", perm: authz.KeysRotate, idem: idemRequired, handler: s.handleRotateTenantKey},
-		{method: "POST", path: "/v1/tenant/crypto-shred", perm: authz.KeysRotate, idem: idemRequired, body: bodyJSON, handler: s.handleShred},
+		{method: "POST", path: "/v1/tenant/rotate-key", perm: authz.KeysRotate, idem: idemRequired, tool: gate.ToolRotateTenant, handler: s.handleRotateTenantKey},
+		{method: "POST", path: "/v1/tenant/crypto-shred", perm: authz.KeysRotate, idem: idemRequired, body: bodyJSON, tool: gate.ToolCryptoShred, handler: s.handleShred},
 	}
 }
 
@@ -72,10 +73,22 @@ func (s *Server) handleRetrieve(req *request) (*response, error) {
 	if err := req.decode(&in); err != nil {
 		return nil, err
 	}
+	if err := s.readGuard(req, gate.ToolQueryVault); err != nil {
+		return nil, err
+	}
 	out, err := s.evidence.Retrieve(req.ctx, *req.principal, &in.RetrieveRequest)
 	if err != nil {
 		return nil, err
 	}
+	// What the session read taints what it does next.
+	untrusted := false
+	for _, r := range out.Results {
+		if r.Taint != "trusted" {
+			untrusted = true
+			break
+		}
+	}
+	s.gate.NoteRead(*req.principal, untrusted, out.ReceiptID)
 	return &response{data: out, receiptID: out.ReceiptID}, nil
 }
 
@@ -87,6 +100,9 @@ type citationsBody struct {
 func (s *Server) handleCitations(req *request) (*response, error) {
 	var in citationsBody
 	if err := req.decode(&in); err != nil {
+		return nil, err
+	}
+	if err := s.readGuard(req, gate.ToolCite); err != nil {
 		return nil, err
 	}
 	out, err := s.evidence.Citations(req.ctx, *req.principal, &in.CitationsRequest)

@@ -18,6 +18,8 @@ type metrics struct {
 	internalErrors prometheus.Counter
 	authFailures   *prometheus.CounterVec
 	rateLimited    *prometheus.CounterVec
+	// shieldDecisions counts Shield decisions by outcome.
+	shieldDecisions *prometheus.CounterVec
 }
 
 func newMetrics(led *ledger.Ledger) *metrics {
@@ -52,8 +54,12 @@ func newMetrics(led *ledger.Ledger) *metrics {
 			Name: "vaultcrux_auth_rate_limited_total",
 			Help: "Authentication attempts answered 429, by the budget that was spent (address, tenant).",
 		}, []string{"scope"}),
+		shieldDecisions: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "vaultcrux_shield_decisions_total",
+			Help: "Shield decisions made for HTTP calls, by outcome (allow, deny, approval_required).",
+		}, []string{"outcome"}),
 	}
-	m.reg.MustRegister(m.requests, m.latency, m.inFlight, m.storeErrors, m.internalErrors, m.authFailures, m.rateLimited,
+	m.reg.MustRegister(m.requests, m.latency, m.inFlight, m.storeErrors, m.internalErrors, m.authFailures, m.rateLimited, m.shieldDecisions,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	// The receipt ledger's counters, read when scraped.
 	for _, c := range []struct {

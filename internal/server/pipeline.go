@@ -237,7 +237,13 @@ func (s *Server) admit(rt route, req *request) error {
 		return err
 	}
 	req.principal, req.state.principal = p, p
-	return authz.Check(p, rt.perm)
+	if err := authz.Check(p, rt.perm); err != nil {
+		return err
+	}
+	if rt.sessionOnly && p.SessionID == "" {
+		return vaultcrux.E(vaultcrux.Forbidden, "this action is taken by a person in a browser session, never with an API key")
+	}
+	return nil
 }
 
 // opsAccess lets allowlisted addresses in, and otherwise asks for a key.
@@ -396,10 +402,13 @@ func (s *Server) runIdempotent(rt route, w http.ResponseWriter, req *request) {
 	resp, herr := s.call(rt, req)
 	out := s.render(req.state, resp, herr)
 	// A 5xx means the handler failed and its transaction rolled back:
-	// release the key so that the client may retry. Anything else is the
-	// answer to this request and is kept for replay.
+	// release the key so that the client may retry. So does a Shield
+	// block: nothing ran, and the retry (with an approval token, or after
+	// a kill switch is released) must run, not replay the 403. Anything
+	// else is the answer to this request and is kept for replay.
 	ctx := context.WithoutCancel(req.ctx)
-	stored, release := out.body, out.status >= 500
+	_, blocked := asDecisionError(herr)
+	stored, release := out.body, out.status >= 500 || blocked
 	if rt.sealed && out.status < 300 && !release {
 		// The response holds tenant content: its copy for replay is sealed
 		// like content, or not kept at all.
@@ -434,6 +443,11 @@ func (s *Server) call(rt route, req *request) (resp *response, err error) {
 			resp, err = nil, errors.New("handler panic")
 		}
 	}()
+	if rt.tool != "" {
+		if err := s.guard(rt, req); err != nil {
+			return nil, err
+		}
+	}
 	return rt.handler(req)
 }
 

@@ -286,7 +286,8 @@ func TestCheckpointAndConsistencyRoutes(t *testing.T) {
 		TreeSize int64 `json:"treeSize"`
 	}
 	r2.Into(t, &cp2)
-	if cp2.TreeSize != cp.TreeSize+2 {
+	// Each key creation logs two receipts: its Shield decision and apikey.created.
+	if cp2.TreeSize != cp.TreeSize+4 {
 		t.Fatalf("checkpoint sizes %d then %d", cp.TreeSize, cp2.TreeSize)
 	}
 	c := e.Do(vctest.Request{Method: "GET", Path: fmt.Sprintf("/v1/log/consistency?from=%d&to=%d", cp.TreeSize, cp2.TreeSize), Tenant: "acme", Key: owner})
@@ -335,10 +336,11 @@ func TestReceiptMetrics(t *testing.T) {
 	}
 	m := e.Do(vctest.Request{Method: "GET", Path: "/metrics", Key: owner})
 	for _, want := range []string{
-		"vaultcrux_receipts_total 2\n", // tenant.created, apikey.created
+		"vaultcrux_receipts_total 3\n", // tenant.created, the key creation's shield.decision, apikey.created
 		"vaultcrux_receipts_pending_signature_total 0\n",
 		"vaultcrux_receipt_batches_failed_total 0\n",
 		"vaultcrux_log_checkpoints_total 1\n",
+		`vaultcrux_shield_decisions_total{outcome="allow"} 1` + "\n",
 	} {
 		if !strings.Contains(string(m.Raw), want) {
 			t.Errorf("metrics lack %q", want)

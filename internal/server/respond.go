@@ -120,6 +120,12 @@ func (s *Server) render(st *reqState, resp *response, err error) rendered {
 }
 
 func (s *Server) renderError(st *reqState, err error) rendered {
+	if de, ok := asDecisionError(err); ok {
+		body, jerr := encodeJSON(errEnvelope{OK: false, Error: shieldErrorBody(de, st.id)})
+		if jerr == nil {
+			return rendered{status: http.StatusForbidden, header: map[string]string{"Content-Type": "application/json"}, body: body}
+		}
+	}
 	kind := vaultcrux.ErrorKind(err)
 	msg := vaultcrux.ErrorMessage(err)
 	if kind == vaultcrux.Internal {

@@ -77,6 +77,10 @@ func testRouteMatrix(t *testing.T, e *vctest.Env) {
 					if r.Status != 403 || r.Code() != "forbidden" {
 						t.Errorf("%s as %s by %s: %d %s, want 403 forbidden (%s lacks %s)", rt.Pattern, role, mode, r.Status, r.Raw, role, rt.Perm)
 					}
+				case rt.SessionOnly && mode == "key":
+					if r.Status != 403 || r.Code() != "forbidden" {
+						t.Errorf("%s as %s by key: %d %s, want 403 forbidden (session only)", rt.Pattern, role, r.Status, r.Raw)
+					}
 				default:
 					if r.Status == 401 || r.Status == 403 && (r.Code() == "forbidden" || r.Code() == "tenant_mismatch") || r.Status >= 500 {
 						t.Errorf("%s as %s by %s: %d %s, want past authorization (%s holds %s)", rt.Pattern, role, mode, r.Status, r.Raw, role, rt.Perm)

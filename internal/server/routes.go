@@ -3,8 +3,11 @@ package server
 import (
 	"fmt"
 	"net/http"
+	"slices"
+	"strings"
 
 	"github.com/vaultcrux/vaultcrux/internal/authz"
+	"github.com/vaultcrux/vaultcrux/internal/gate"
 )
 
 // idem says how a route treats x-idempotency-key.
@@ -57,8 +60,15 @@ type route struct {
 	// sealed marks a route whose answer holds tenant content or a
 	// one-time secret: the copy kept for idempotent replay is sealed under
 	// the tenant's keys (or, when it cannot be, not kept).
-	sealed  bool
-	handler func(*request) (*response, error)
+	sealed bool
+	// tool names the built-in Shield tool that a mutating /v1/* route
+	// performs: the mutation guard decides every call before the handler
+	// runs. Every such route outside /v1/shield/* must have one.
+	tool string
+	// sessionOnly refuses API keys (403 forbidden): the route is for a
+	// person in a frontdoor session (resolving an approval).
+	sessionOnly bool
+	handler     func(*request) (*response, error)
 }
 
 // pattern is the route as the access log and metrics name it.
@@ -66,7 +76,7 @@ func (rt route) pattern() string { return rt.method + " " + rt.path }
 
 // routeTable is the one list of routes. Nothing else registers a handler.
 func (s *Server) routeTable() []route {
-	return append(s.baseRoutes(), s.evidenceRoutes()...)
+	return slices.Concat(s.baseRoutes(), s.evidenceRoutes(), s.shieldRoutes())
 }
 
 func (s *Server) baseRoutes() []route {
@@ -82,9 +92,9 @@ func (s *Server) baseRoutes() []route {
 		{method: "GET", path: "/v1/auth/whoami", perm: authz.Read, handler: s.handleWhoami},
 
 		// API keys (contract §3): owner only.
-		{method: "POST", path: "/v1/keys", perm: authz.KeysManage, idem: idemRequired, body: bodyJSON, sealed: true, handler: s.handleCreateKey},
+		{method: "POST", path: "/v1/keys", perm: authz.KeysManage, idem: idemRequired, body: bodyJSON, sealed: true, tool: gate.ToolCreateAPIKey, handler: s.handleCreateKey},
 		{method: "GET", path: "/v1/keys", perm: authz.KeysManage, handler: s.handleListKeys},
-		{method: "DELETE", path: "/v1/keys/{id}", perm: authz.KeysManage, idem: idemRequired, handler: s.handleRevokeKey},
+		{method: "DELETE", path: "/v1/keys/{id}", perm: authz.KeysManage, idem: idemRequired, tool: gate.ToolRevokeAPIKey, handler: s.handleRevokeKey},
 
 		// Receipts, the tenant log, proofpacks (contract §6): every role reads.
 		{method: "GET", path: "/v1/receipts", perm: authz.Read, handler: s.handleListReceipts},
@@ -104,14 +114,14 @@ func (s *Server) baseRoutes() []route {
 
 		// Team seats and sessions (contract §4), behind FEATURE_TEAM_SEATS.
 		// Who may act on which seat role is authz.CheckSeatRoles, in tenancy.
-		{method: "POST", path: "/v1/org/bootstrap-owner", perm: authz.KeysManage, idem: idemRequired, body: bodyJSON, feature: featureTeamSeats, handler: s.handleBootstrapOwner},
-		{method: "POST", path: "/v1/org/invite", perm: authz.SeatsManage, idem: idemRequired, body: bodyJSON, feature: featureTeamSeats, sealed: true, handler: s.handleInvite},
+		{method: "POST", path: "/v1/org/bootstrap-owner", perm: authz.KeysManage, idem: idemRequired, body: bodyJSON, feature: featureTeamSeats, tool: gate.ToolBootstrapOwner, handler: s.handleBootstrapOwner},
+		{method: "POST", path: "/v1/org/invite", perm: authz.SeatsManage, idem: idemRequired, body: bodyJSON, feature: featureTeamSeats, sealed: true, tool: gate.ToolInviteSeat, handler: s.handleInvite},
 		{method: "POST", path: "/v1/org/accept-invite", perm: authz.Public, idem: idemExempt, body: bodyJSON, feature: featureTeamSeats, handler: s.handleAcceptInvite},
 		{method: "GET", path: "/v1/org/seats", perm: authz.Read, feature: featureTeamSeats, handler: s.handleListSeats},
-		{method: "PUT", path: "/v1/org/seats/{id}", perm: authz.SeatsManage, idem: idemRequired, body: bodyJSON, feature: featureTeamSeats, handler: s.handleChangeSeatRole},
-		{method: "DELETE", path: "/v1/org/seats/{id}", perm: authz.SeatsManage, idem: idemRequired, feature: featureTeamSeats, handler: s.handleRevokeSeat},
+		{method: "PUT", path: "/v1/org/seats/{id}", perm: authz.SeatsManage, idem: idemRequired, body: bodyJSON, feature: featureTeamSeats, tool: gate.ToolChangeSeatRole, handler: s.handleChangeSeatRole},
+		{method: "DELETE", path: "/v1/org/seats/{id}", perm: authz.SeatsManage, idem: idemRequired, feature: featureTeamSeats, tool: gate.ToolRevokeSeat, handler: s.handleRevokeSeat},
 		{method: "GET", path: "/v1/org/sessions", perm: authz.SeatsManage, feature: featureTeamSeats, handler: s.handleListSessions},
-		{method: "DELETE", path: "/v1/org/sessions/{id}", perm: authz.SeatsManage, idem: idemRequired, feature: featureTeamSeats, handler: s.handleRevokeSession},
+		{method: "DELETE", path: "/v1/org/sessions/{id}", perm: authz.SeatsManage, idem: idemRequired, feature: featureTeamSeats, tool: gate.ToolEndSession, handler: s.handleRevokeSession},
 	}
 }
 
@@ -156,6 +166,17 @@ func checkRoute(rt route) error {
 		// routes and accept-invite, whose credential is in the request.
 		if rt.perm == authz.Public && rt.idem != idemExempt {
 			return fmt.Errorf("route %s: public mutation", rt.pattern())
+		}
+		// Every mutation of /v1/* passes the Shield mutation guard, but
+		// Shield's own control plane and the query-style POSTs (which
+		// only add receipts).
+		guarded := rt.perm != authz.Public && rt.idem == idemRequired &&
+			strings.HasPrefix(rt.path, "/v1/") && !strings.HasPrefix(rt.path, "/v1/shield/")
+		if guarded && rt.tool == "" {
+			return fmt.Errorf("route %s: mutation without a Shield tool", rt.pattern())
+		}
+		if !guarded && rt.tool != "" {
+			return fmt.Errorf("route %s: a Shield tool on a route the guard does not cover", rt.pattern())
 		}
 	default:
 		return fmt.Errorf("route %s: unsupported method", rt.pattern())

@@ -29,6 +29,7 @@ import (
 	"github.com/vaultcrux/vaultcrux/internal/apikey"
 	"github.com/vaultcrux/vaultcrux/internal/config"
 	"github.com/vaultcrux/vaultcrux/internal/evidence"
+	"github.com/vaultcrux/vaultcrux/internal/gate"
 	"github.com/vaultcrux/vaultcrux/internal/keyring"
 	"github.com/vaultcrux/vaultcrux/internal/ledger"
 	"github.com/vaultcrux/vaultcrux/internal/store"
@@ -46,6 +47,7 @@ type Options struct {
 	// 32 bytes; replicas must share it).
 	SessionSecret keyring.Secret
 	Evidence      *evidence.Service // the evidence plane
+	Gate          *gate.Gate        // Shield: the mutation guard and /v1/shield/*
 	Logger        *slog.Logger      // access log and errors; default discards
 	BuildInfo     vaultcrux.BuildInfo
 	// KeyCheck reports whether the key provider answers (readyz).
@@ -60,6 +62,7 @@ type Server struct {
 	store          store.Store
 	ledger         *ledger.Ledger
 	evidence       *evidence.Service
+	gate           *gate.Gate
 	hasher         *apikey.Hasher
 	log            *slog.Logger
 	build          vaultcrux.BuildInfo
@@ -82,14 +85,15 @@ type Server struct {
 // New builds a Server. It starts no goroutines; call Run for the
 // background work (last-used flushing, idempotency purging).
 func New(o Options) (*Server, error) {
-	if o.Config == nil || o.Store == nil || o.Ledger == nil || o.Hasher == nil || o.Evidence == nil {
-		return nil, vaultcrux.E(vaultcrux.Internal, "server.New: Config, Store, Ledger, Hasher and Evidence are required")
+	if o.Config == nil || o.Store == nil || o.Ledger == nil || o.Hasher == nil || o.Evidence == nil || o.Gate == nil {
+		return nil, vaultcrux.E(vaultcrux.Internal, "server.New: Config, Store, Ledger, Hasher, Evidence and Gate are required")
 	}
 	s := &Server{
 		cfg:      o.Config,
 		store:    o.Store,
 		ledger:   o.Ledger,
 		evidence: o.Evidence,
+		gate:     o.Gate,
 		hasher:   o.Hasher,
 		log:      o.Logger,
 		build:    o.BuildInfo,

@@ -23,6 +23,7 @@ import (
 	"github.com/vaultcrux/vaultcrux/internal/config"
 	"github.com/vaultcrux/vaultcrux/internal/envelope"
 	"github.com/vaultcrux/vaultcrux/internal/evidence"
+	"github.com/vaultcrux/vaultcrux/internal/gate"
 	"github.com/vaultcrux/vaultcrux/internal/keyring"
 	"github.com/vaultcrux/vaultcrux/internal/ledger"
 	"github.com/vaultcrux/vaultcrux/internal/server"
@@ -70,6 +71,9 @@ type Env struct {
 	Evidence *evidence.Service
 	// Provider is the local key provider the evidence plane uses.
 	Provider envelope.Provider
+	// Gate is Shield; its background loop does not run (decisions poll
+	// the store when their state is older than its StaleAfter).
+	Gate *gate.Gate
 	// Handler is the server's root handler; requests made through Do
 	// come from RemoteAddr 192.0.2.1 (not on any allowlist) unless set.
 	Handler http.Handler
@@ -143,8 +147,16 @@ func NewWithStore(t testing.TB, st store.Store, opts ...Option) *Env {
 	if _, err := rand.Read(sessionSecret); err != nil {
 		t.Fatal(err)
 	}
+	mode, flags, taintAction := gate.Defaults(&cfg)
+	gt, err := gate.New(gate.Config{
+		Store: st, Ledger: led, Sealer: ev, Mode: mode, Flags: flags, TaintAction: taintAction,
+		Builtin: gate.BuiltinTools(), Now: clock.Now, Logger: setup.Logger,
+	})
+	if err != nil {
+		t.Fatalf("gate.New: %v", err)
+	}
 	srv, err := server.New(server.Options{
-		Config: &cfg, Store: st, Ledger: led, Hasher: hasher, Evidence: ev, Now: clock.Now, Logger: setup.Logger,
+		Config: &cfg, Store: st, Ledger: led, Hasher: hasher, Evidence: ev, Gate: gt, Now: clock.Now, Logger: setup.Logger,
 		BuildInfo: vaultcrux.BuildInfo{Service: "vaultcrux", Version: "test", Commit: "abc123", GoVersion: "go"},
 
 		SessionSecret: keyring.NewSecret(sessionSecret),
@@ -155,7 +167,7 @@ func NewWithStore(t testing.TB, st store.Store, opts ...Option) *Env {
 	t.Cleanup(srv.Close)
 	return &Env{
 		T: t, Config: &cfg, Store: st, Hasher: hasher, Server: srv, Clock: clock, Ledger: led, Keys: keys,
-		Evidence: ev, Provider: provider,
+		Evidence: ev, Provider: provider, Gate: gt,
 		Prov:    &tenancy.Provisioner{Store: st, Ledger: led, Hasher: hasher, Now: clock.Now, Rand: rand.Reader, TenantSetup: ev.SetupTenant},
 		Handler: srv.Handler(),
 	}
@@ -221,6 +233,11 @@ type Response struct {
 		Message   string         `json:"message"`
 		RequestID string         `json:"requestId"`
 		Checks    map[string]any `json:"checks"`
+		// Shield's fields of a blocked call.
+		DecisionID        string `json:"decisionId"`
+		Stage             string `json:"stage"`
+		ApprovalRequestID string `json:"approvalRequestId"`
+		ReceiptID         string `json:"receiptId"`
 	} `json:"error"`
 }
 
@@ -291,4 +308,52 @@ func (e *Env) Do(q Request) *Response {
 		}
 	}
 	return resp
+}
+
+// Connect opens a frontdoor session with key and returns its cookie
+// ("vc_session=…").
+func (e *Env) Connect(tenant, key string) string {
+	e.T.Helper()
+	r := e.Do(Request{Method: "POST", Path: "/frontdoor/auth/connect", Body: map[string]string{"tenantId": tenant, "apiKey": key}})
+	if r.Status != 200 {
+		e.T.Fatalf("connect: %d %s", r.Status, r.Raw)
+	}
+	for _, v := range r.Header.Values("Set-Cookie") {
+		if c, err := http.ParseSetCookie(v); err == nil && c.Name == "vc_session" && c.Value != "" {
+			return c.Name + "=" + c.Value
+		}
+	}
+	e.T.Fatalf("connect set no vc_session cookie: %v", r.Header.Values("Set-Cookie"))
+	return ""
+}
+
+// WithCookie makes q a same-origin browser request carrying cookie.
+func WithCookie(q Request, cookie string) Request {
+	h := map[string]string{"Cookie": cookie, "Sec-Fetch-Site": "same-origin"}
+	for k, v := range q.Header {
+		h[k] = v
+	}
+	q.Header = h
+	q.Tenant, q.Key = "", ""
+	return q
+}
+
+// Approve resolves the approval request id with "approve" in a
+// frontdoor session of ownerKey and returns the approval token.
+func (e *Env) Approve(tenant, ownerKey, id string) string {
+	e.T.Helper()
+	cookie := e.Connect(tenant, ownerKey)
+	r := e.Do(WithCookie(Request{Method: "POST", Path: "/v1/shield/approvals/" + id + "/resolve", Idem: "approve-" + id,
+		Body: map[string]string{"decision": "approve", "note": "test approval"}}, cookie))
+	if r.Status != 200 {
+		e.T.Fatalf("resolve approval %s: %d %s", id, r.Status, r.Raw)
+	}
+	var out struct {
+		ApprovalToken string `json:"approvalToken"`
+	}
+	r.Into(e.T, &out)
+	if out.ApprovalToken == "" {
+		e.T.Fatalf("resolve approval %s gave no token: %s", id, r.Raw)
+	}
+	return out.ApprovalToken
 }
