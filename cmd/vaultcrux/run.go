@@ -41,6 +41,7 @@ var commands = []command{
 	{"tenant", "tenant create ID [--name NAME] | tenant list | tenant shred ID --confirm ID", runTenant},
 	{"key", "key create --tenant T [--role R] [--label L] | key list --tenant T | key revoke --tenant T [--force] ID", runKey},
 	{"keys", "keys list-signing | keys rotate-signing | keys revoke-signing VERSION | keys rotate-tenant ID", runKeys},
+	{"shield", "shield kill-switch engage --reason R | shield kill-switch release ID | shield kill-switch list [--all]", runShield},
 	{"verify", "verify [--json] [--keys FILE] FILE... (- for stdin): receipts, proofpacks, chains, checkpoints, offline", runVerify},
 	{"migrate", "apply pending database migrations", runMigrate},
 	{"config", "print the effective configuration, secrets redacted", runConfig},
