@@ -219,6 +219,9 @@ func (g *Gate) prepare(ctx context.Context, st *tenantState, call *Call, req *sh
 	} else {
 		samp = st.policy.SamplingFor(server, call.Tool, "")
 	}
+	if call.ApprovalToken == "" && len(samp) == 0 && !(call.FromToolUI && call.UISessionID != "") {
+		return nil // nothing to read: no transaction
+	}
 	return g.st.ForTenant(call.Principal.Tenant).Tx(ctx, func(tx store.TenantTx) error {
 		if call.ApprovalToken != "" {
 			req.Approval.Presented = true
