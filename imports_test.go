@@ -26,6 +26,8 @@ func TestImportRules(t *testing.T) {
 		{mod + "/internal/store/", []string{mod + "/internal/server", mod + "/internal/apikey", mod + "/internal/keyring", mod + "/internal/tenancy", mod + "/internal/config"}, "storage knows rows, not policy or key material"},
 		{mod + "/internal/apikey", []string{mod + "/internal/store", mod + "/internal/server"}, "the key format is pure"},
 		{mod + "/internal/authz", []string{mod + "/internal/store", mod + "/internal/server"}, "the permission table is pure"},
+		{mod + "/internal/shield", []string{mod + "/internal/store", mod + "/internal/server", mod + "/internal/gate", mod + "/internal/ledger", mod + "/internal/evidence", mod + "/internal/config"}, "the Shield engine is pure: no store, clock or configuration"},
+		{mod + "/internal/gate", []string{mod + "/internal/server", mod + "/internal/store/sqlite", mod + "/internal/store/postgres"}, "Shield reaches storage through the store interface and knows nothing of HTTP"},
 	}
 	lines := strings.Split(strings.TrimSpace(string(out)), "\n")
 	if len(lines) < 10 {
