@@ -70,6 +70,8 @@ type Result struct {
 	ApprovalRequestID string          `json:"approvalRequestId,omitempty"`
 	ReceiptID         string          `json:"receiptId"`
 	Recorded          bool            `json:"recorded"`
+
+	inputs []shield.Input // the inputs as resolved, for the record
 }
 
 // Blocked reports whether the call must not run.
@@ -137,6 +139,9 @@ func (g *Gate) Decide(ctx context.Context, call *Call) *Result {
 		return g.record(ctx, call, res, nil, now, nil)
 	}
 	inputs, err := g.resolveInputs(ctx, p, call.Inputs)
+	if err == nil {
+		res.inputs = inputs
+	}
 	if err != nil {
 		g.log.LogAttrs(ctx, slog.LevelError, "shield inputs", slog.String("tenant", string(p.Tenant)), slog.String("error", err.Error()))
 		res.Decision = policyError(call, "the inputs' trust could not be resolved")
@@ -462,7 +467,7 @@ func (g *Gate) decisionItem(ctx context.Context, call *Call, res *Result, now ti
 	p := call.Principal
 	d := res.Decision
 	d.Mode = orMode(d.Mode)
-	inputs, err := json.Marshal(decisionInputs(call.Inputs))
+	inputs, err := json.Marshal(decisionInputs(call.Inputs, res.inputs))
 	if err != nil {
 		return nil, err
 	}
@@ -548,12 +553,22 @@ func orMode(m shield.Mode) shield.Mode {
 	return m
 }
 
-// decisionInputs is the recorded form of the inputs: references only.
-func decisionInputs(in []InputRef) []InputRef {
-	if in == nil {
-		return []InputRef{}
+// decisionInput is the recorded form of an input: its reference and the
+// trust label it was resolved to ("unresolved" when resolution failed).
+type decisionInput struct {
+	InputRef
+	Trust string `json:"trust"`
+}
+
+func decisionInputs(refs []InputRef, resolved []shield.Input) []decisionInput {
+	out := make([]decisionInput, len(refs))
+	for i, r := range refs {
+		out[i] = decisionInput{InputRef: r, Trust: "unresolved"}
+		if len(resolved) == len(refs) {
+			out[i].Trust = string(resolved[i].Trust)
+		}
 	}
-	return in
+	return out
 }
 
 // decisionDetails is the decision as its receipt and outbox event carry
