@@ -22,6 +22,24 @@ const (
 	ToolChangeSeatRole = "change_seat_role"
 	ToolRevokeSeat     = "revoke_seat"
 	ToolEndSession     = "end_session"
+
+	// Shield's own control plane. A person operates it ungated; an agent
+	// (a call that declares x-agent-id) passes the guard like any other
+	// action, so that a killed or tainted agent cannot loosen the policy
+	// that stops it. What tightens the policy is medium risk; what loosens
+	// it or widens what agents may call is high, which by default needs
+	// an approval resolved by a person.
+	ToolEngageKillSwitch  = "shield_engage_kill_switch"
+	ToolReleaseKillSwitch = "shield_release_kill_switch"
+	ToolTrustPublisher    = "shield_trust_publisher"
+	ToolPinDigest         = "shield_pin_digest"
+	ToolRevokeDigest      = "shield_revoke_digest"
+	ToolRegisterServer    = "shield_register_server"
+	ToolSetServerStatus   = "shield_set_server_status"
+	ToolChangeSetting     = "shield_change_setting"
+	ToolChangeSampling    = "shield_change_sampling_policy"
+	ToolChangeUISession   = "shield_change_ui_session"
+	ToolRunDrill          = "shield_run_incident_drill"
 )
 
 // BuiltinTools returns the built-in manifest. Reads are class read; every
@@ -46,6 +64,17 @@ func BuiltinTools() []shield.Tool {
 		t(ToolChangeSeatRole, "Change a seat's role (PUT /v1/org/seats/:id).", shield.ClassWrite, shield.RiskMedium),
 		t(ToolRevokeSeat, "Revoke a seat (DELETE /v1/org/seats/:id).", shield.ClassWrite, shield.RiskMedium),
 		t(ToolEndSession, "End a frontdoor session (DELETE /v1/org/sessions/:id).", shield.ClassWrite, shield.RiskMedium),
+		t(ToolEngageKillSwitch, "Engage a kill switch (POST /v1/shield/kill-switches).", shield.ClassWrite, shield.RiskMedium),
+		t(ToolReleaseKillSwitch, "Release a kill switch (DELETE /v1/shield/kill-switches/:id).", shield.ClassWrite, shield.RiskHigh),
+		t(ToolTrustPublisher, "Add a trusted publisher (POST /v1/shield/trust/publishers).", shield.ClassWrite, shield.RiskHigh),
+		t(ToolPinDigest, "Pin a server digest (POST /v1/shield/trust/digests).", shield.ClassWrite, shield.RiskHigh),
+		t(ToolRevokeDigest, "Revoke a pinned digest (POST /v1/shield/trust/digests/revoke).", shield.ClassWrite, shield.RiskMedium),
+		t(ToolRegisterServer, "Register or re-register a tool server (POST /v1/shield/servers).", shield.ClassWrite, shield.RiskHigh),
+		t(ToolSetServerStatus, "Change a server's status (POST /v1/shield/servers/:id/status).", shield.ClassWrite, shield.RiskHigh),
+		t(ToolChangeSetting, "Override or reset a Shield setting (PUT|DELETE /v1/shield/settings/:name).", shield.ClassWrite, shield.RiskHigh),
+		t(ToolChangeSampling, "Create or delete a sampling policy (/v1/shield/sampling-policies).", shield.ClassWrite, shield.RiskMedium),
+		t(ToolChangeUISession, "Create or revoke a UI-integrity session (/v1/shield/ui-integrity-sessions).", shield.ClassWrite, shield.RiskMedium),
+		t(ToolRunDrill, "Run an incident drill (POST /v1/shield/incident-drills).", shield.ClassWrite, shield.RiskMedium),
 	}
 }
 

@@ -72,6 +72,9 @@ type Result struct {
 	Recorded          bool            `json:"recorded"`
 
 	inputs []shield.Input // the inputs as resolved, for the record
+	// redecide evaluates the call again with the approval token's status
+	// changed: for a token found spent or expired when it is consumed.
+	redecide func(shield.ApprovalStatus) shield.Decision
 }
 
 // Blocked reports whether the call must not run.
@@ -164,35 +167,27 @@ func (g *Gate) Decide(ctx context.Context, call *Call) *Result {
 	}
 	res.Decision = g.evaluate(st, req)
 
-	// A valid token permits the call only once: consume it first.
+	// A valid token permits the call only once. The record of the allow
+	// consumes it, in the same transaction (see decisionItem), so that an
+	// allow that is not recorded — the signer down, the store failing —
+	// does not spend it; when a concurrent call spent it first, or it
+	// expired since, record decides again without it.
 	if res.Decision.Outcome == shield.OutcomeAllow && req.Approval.Status == shield.ApprovalValid && req.Approval.Presented {
-		err := g.st.ForTenant(p.Tenant).Tx(ctx, func(tx store.TenantTx) error {
-			_, err := tx.ConsumeApprovalToken(hashToken(call.ApprovalToken), now)
-			return err
-		})
-		switch {
-		case err == nil:
-			res.Decision.ApprovalID = approval.ID
-		case vaultcrux.ErrorKind(err) == vaultcrux.NotFound || vaultcrux.ErrorKind(err) == vaultcrux.Invalid:
-			// Spent by a concurrent call, or expired since: decide again.
-			req.Approval.Status = shield.ApprovalUsed
-			if vaultcrux.ErrorKind(err) == vaultcrux.Invalid {
-				req.Approval.Status = shield.ApprovalExpired
-			}
-			approval = nil
-			res.Decision = g.evaluate(st, req)
-		default:
-			res.Decision = policyError(call, "the approval token could not be consumed")
-			approval = nil
-		}
+		res.Decision.ApprovalID = approval.ID
 	} else {
 		approval = nil
+	}
+	res.redecide = func(s shield.ApprovalStatus) shield.Decision {
+		req.Approval.Status = s
+		return g.evaluate(st, req)
 	}
 	out := g.record(ctx, call, res, st, now, approval)
 	if out.Recorded && out.Decision.Outcome == shield.OutcomeAllow && out.Decision.Tainted {
 		// The action ran on tainted inputs: whatever it produces for this
 		// session is tainted too.
-		g.taint.mark(p.Tenant, req.SessionID, "decision:"+out.DecisionID, g.now())
+		for _, s := range taintedSessions(p) {
+			g.taint.mark(p.Tenant, s, "decision:"+out.DecisionID, g.now())
+		}
 	}
 	return out
 }
@@ -432,7 +427,8 @@ func (g *Gate) record(ctx context.Context, call *Call, res *Result, st *tenantSt
 			d.ArgsHash = h
 		}
 	}
-	for attempt := 0; ; attempt++ {
+	unsigned := false
+	for {
 		item, err := g.decisionItem(ctx, call, res, now, consumed)
 		if err != nil {
 			g.log.LogAttrs(ctx, slog.LevelError, "shield record", slog.String("tenant", string(p.Tenant)), slog.String("error", err.Error()))
@@ -444,10 +440,22 @@ func (g *Gate) record(ctx context.Context, call *Call, res *Result, st *tenantSt
 			res.Recorded = true
 			return res
 		}
-		if errors.Is(err, ledger.ErrUnsigned) && attempt == 0 {
+		var spent *spentToken
+		if consumed != nil && errors.As(err, &spent) && res.redecide != nil {
+			// Nothing of the item was written: decide again without the
+			// token, which another call spent or which expired meanwhile.
+			consumed = nil
+			res.Decision = res.redecide(spent.status)
+			res.ApprovalRequestID = ""
+			continue
+		}
+		if errors.Is(err, ledger.ErrUnsigned) && !unsigned {
 			// Fail closed: an allow without a signed receipt is not given.
+			// Nothing was written, the approval token (if any) included.
+			unsigned = true
+			manifestHash, argsHash := d.ManifestHash, d.ArgsHash // d is &res.Decision
 			res.Decision = policyError(call, "the receipt signer is unavailable")
-			res.Decision.ManifestHash, res.Decision.ArgsHash = d.ManifestHash, d.ArgsHash
+			res.Decision.ManifestHash, res.Decision.ArgsHash = manifestHash, argsHash
 			res.ApprovalRequestID = ""
 			consumed = nil
 			continue
@@ -527,6 +535,17 @@ func (g *Gate) decisionItem(ctx context.Context, call *Call, res *Result, now ti
 		Tenant: p.Tenant,
 		Signed: d.Outcome == shield.OutcomeAllow,
 		Apply: func(tx store.TenantTx) error {
+			if consumed != nil {
+				if _, err := tx.ConsumeApprovalToken(hashToken(call.ApprovalToken), now); err != nil {
+					switch vaultcrux.ErrorKind(err) {
+					case vaultcrux.NotFound:
+						return &spentToken{status: shield.ApprovalUsed}
+					case vaultcrux.Invalid:
+						return &spentToken{status: shield.ApprovalExpired}
+					}
+					return err
+				}
+			}
 			if err := tx.RecordDecision(row, event); err != nil {
 				return err
 			}
@@ -543,6 +562,12 @@ func (g *Gate) decisionItem(ctx context.Context, call *Call, res *Result, now ti
 		Receipts: receipts,
 	}, nil
 }
+
+// spentToken is the error of a record whose approval token could not be
+// consumed: used by another call (ApprovalUsed) or expired (ApprovalExpired).
+type spentToken struct{ status shield.ApprovalStatus }
+
+func (e *spentToken) Error() string { return "approval token " + string(e.status) }
 
 type receiptDoc = receipt.Doc
 

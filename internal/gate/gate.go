@@ -27,7 +27,8 @@
 //     process whose last successful poll is older than Config.StaleAfter
 //     polls before deciding, and denies if it cannot.
 //   - An approval token is single-use: it is consumed (atomically, in the
-//     store) before the allow that it permits is recorded; of two calls
+//     store) in the transaction that records the allow it permits, so an
+//     allow that cannot be recorded does not spend it; of two calls
 //     presenting it, one is allowed and the other denied
 //     approval_token_expired ("used").
 package gate

@@ -25,6 +25,23 @@ func SessionKey(p vaultcrux.Principal) string {
 	return "principal:" + p.ID
 }
 
+// taintedSessions are the sessions that what p reads taints: its own
+// and, when p declares an agent, the credential's too, so that the agent
+// cannot shed the taint by leaving its header off later. Another agent
+// declared on the same credential keeps its own session.
+func taintedSessions(p vaultcrux.Principal) []string {
+	own := SessionKey(p)
+	if p.AgentID == "" {
+		return []string{own}
+	}
+	bare := p
+	bare.AgentID = ""
+	if cred := SessionKey(bare); cred != "" {
+		return []string{own, cred}
+	}
+	return []string{own}
+}
+
 // taintTracker remembers which agent sessions have read untrusted content,
 // per tenant, for ttl after their last untrusted read. It lives in the
 // process: see docs/design.md for what that means across replicas.
@@ -91,7 +108,9 @@ func (t *taintTracker) sweep(now time.Time) {
 // tainted from now on.
 func (g *Gate) NoteRead(p vaultcrux.Principal, untrusted bool, receiptID string) {
 	if untrusted {
-		g.taint.mark(p.Tenant, SessionKey(p), "receipt:"+receiptID, g.now())
+		for _, s := range taintedSessions(p) {
+			g.taint.mark(p.Tenant, s, "receipt:"+receiptID, g.now())
+		}
 	}
 }
 
