@@ -443,7 +443,7 @@ func (s *Server) call(rt route, req *request) (resp *response, err error) {
 			resp, err = nil, errors.New("handler panic")
 		}
 	}()
-	if rt.tool != "" {
+	if rt.tool != "" && (req.principal.AgentID != "" || !agentGuardOnly(rt)) {
 		if err := s.guard(rt, req); err != nil {
 			return nil, err
 		}

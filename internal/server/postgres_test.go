@@ -4,6 +4,7 @@ import (
 	"context"
 	"testing"
 
+	"github.com/vaultcrux/vaultcrux/internal/store"
 	"github.com/vaultcrux/vaultcrux/internal/store/postgres"
 	"github.com/vaultcrux/vaultcrux/internal/store/postgres/pgtest"
 	"github.com/vaultcrux/vaultcrux/internal/vctest"
@@ -45,4 +46,15 @@ func TestOnPostgres(t *testing.T) {
 	t.Run("CookieRevoked", func(t *testing.T) { testCookieRevoked(t, open(t, seatsOn)) })
 	t.Run("CookieCrossSitePost", func(t *testing.T) { testCookieCrossSitePost(t, open(t, seatsOn)) })
 	t.Run("OrgSessions", func(t *testing.T) { testOrgSessions(t, open(t, seatsOn)) })
+
+	// Shield: the prompt-injection scenarios, the approval-token attacks
+	// (token consumption and binding are store code) and a kill switch
+	// seen by a second server through the store's version bump.
+	t.Run("ShieldPromptInjection", func(t *testing.T) {
+		testShieldPromptInjection(t, func(t *testing.T) *vctest.Env { return open(t) })
+	})
+	t.Run("ShieldApprovalTokens", func(t *testing.T) { testShieldApprovalTokens(t, open(t)) })
+	t.Run("ShieldKillSwitchAcrossReplicas", func(t *testing.T) {
+		testShieldKillSwitchAcrossReplicas(t, open(t), func(t *testing.T, st store.Store) *vctest.Env { return vctest.NewWithStore(t, st) })
+	})
 }

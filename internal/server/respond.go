@@ -123,7 +123,13 @@ func (s *Server) renderError(st *reqState, err error) rendered {
 	if de, ok := asDecisionError(err); ok {
 		body, jerr := encodeJSON(errEnvelope{OK: false, Error: shieldErrorBody(de, st.id)})
 		if jerr == nil {
-			return rendered{status: http.StatusForbidden, header: map[string]string{"Content-Type": "application/json"}, body: body}
+			h := map[string]string{"Content-Type": "application/json"}
+			if r := de.Result; r.Recorded && r.ReceiptID != "" {
+				// A blocked call's receipt is the decision's: as on every
+				// receipted answer, the header names it.
+				h["X-Receipt-Id"] = r.ReceiptID
+			}
+			return rendered{status: http.StatusForbidden, header: h, body: body}
 		}
 	}
 	kind := vaultcrux.ErrorKind(err)

@@ -63,7 +63,8 @@ type route struct {
 	sealed bool
 	// tool names the built-in Shield tool that a mutating /v1/* route
 	// performs: the mutation guard decides every call before the handler
-	// runs. Every such route outside /v1/shield/* must have one.
+	// runs. Every such route must have one but the approval flow's; on
+	// Shield's control plane the guard runs for agents only.
 	tool string
 	// sessionOnly refuses API keys (403 forbidden): the route is for a
 	// person in a frontdoor session (resolving an approval).
@@ -168,10 +169,11 @@ func checkRoute(rt route) error {
 			return fmt.Errorf("route %s: public mutation", rt.pattern())
 		}
 		// Every mutation of /v1/* passes the Shield mutation guard, but
-		// Shield's own control plane and the query-style POSTs (which
-		// only add receipts).
-		guarded := rt.perm != authz.Public && rt.idem == idemRequired &&
-			strings.HasPrefix(rt.path, "/v1/") && !strings.HasPrefix(rt.path, "/v1/shield/")
+		// the query-style POSTs (which only add receipts). Shield's own
+		// control plane is guarded for agents (see agentGuardOnly); only
+		// propose and resolve, which are the approval flow itself, are not.
+		guarded := rt.perm != authz.Public && rt.idem == idemRequired && strings.HasPrefix(rt.path, "/v1/") &&
+			!approvalFlow(rt.path)
 		if guarded && rt.tool == "" {
 			return fmt.Errorf("route %s: mutation without a Shield tool", rt.pattern())
 		}
@@ -183,3 +185,16 @@ func checkRoute(rt route) error {
 	}
 	return nil
 }
+
+// approvalFlow reports the routes that make up the approval flow: an
+// agent proposes, a person resolves. Gating them would need an approval
+// to ask for one.
+func approvalFlow(path string) bool {
+	return path == "/v1/shield/approvals/propose" || path == "/v1/shield/approvals/{id}/resolve"
+}
+
+// agentGuardOnly reports whether a guarded route is gated only for agents:
+// Shield's control plane. People (calls without x-agent-id) operate it
+// ungated, so that a tenant-wide kill switch can always be released by
+// its operators; an agent passes the guard there like anywhere else.
+func agentGuardOnly(rt route) bool { return strings.HasPrefix(rt.path, "/v1/shield/") }

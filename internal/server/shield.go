@@ -31,32 +31,32 @@ func (s *Server) shieldRoutes() []route {
 		{method: "GET", path: "/v1/shield/approvals/{id}", perm: authz.Read, handler: s.handleGetApproval},
 
 		{method: "GET", path: "/v1/shield/kill-switches", perm: authz.Read, handler: s.handleListKillSwitches},
-		{method: "POST", path: "/v1/shield/kill-switches", perm: w, idem: idemRequired, body: bodyJSON, handler: s.handleEngageKillSwitch},
-		{method: "DELETE", path: "/v1/shield/kill-switches/{id}", perm: w, idem: idemRequired, handler: s.handleReleaseKillSwitch},
+		{method: "POST", path: "/v1/shield/kill-switches", perm: w, idem: idemRequired, body: bodyJSON, tool: gate.ToolEngageKillSwitch, handler: s.handleEngageKillSwitch},
+		{method: "DELETE", path: "/v1/shield/kill-switches/{id}", perm: w, idem: idemRequired, tool: gate.ToolReleaseKillSwitch, handler: s.handleReleaseKillSwitch},
 
 		{method: "GET", path: "/v1/shield/trust/publishers", perm: authz.Read, handler: s.handleListPublishers},
-		{method: "POST", path: "/v1/shield/trust/publishers", perm: w, idem: idemRequired, body: bodyJSON, handler: s.handleAddPublisher},
+		{method: "POST", path: "/v1/shield/trust/publishers", perm: w, idem: idemRequired, body: bodyJSON, tool: gate.ToolTrustPublisher, handler: s.handleAddPublisher},
 		{method: "GET", path: "/v1/shield/trust/digests", perm: authz.Read, handler: s.handleListPins},
-		{method: "POST", path: "/v1/shield/trust/digests", perm: w, idem: idemRequired, body: bodyJSON, handler: s.handlePinDigest},
-		{method: "POST", path: "/v1/shield/trust/digests/revoke", perm: w, idem: idemRequired, body: bodyJSON, handler: s.handleRevokeDigest},
+		{method: "POST", path: "/v1/shield/trust/digests", perm: w, idem: idemRequired, body: bodyJSON, tool: gate.ToolPinDigest, handler: s.handlePinDigest},
+		{method: "POST", path: "/v1/shield/trust/digests/revoke", perm: w, idem: idemRequired, body: bodyJSON, tool: gate.ToolRevokeDigest, handler: s.handleRevokeDigest},
 		{method: "GET", path: "/v1/shield/servers", perm: authz.Read, handler: s.handleListServers},
-		{method: "POST", path: "/v1/shield/servers", perm: w, idem: idemRequired, body: bodyJSON, handler: s.handleRegisterServer},
-		{method: "POST", path: "/v1/shield/servers/{id}/status", perm: w, idem: idemRequired, body: bodyJSON, handler: s.handleServerStatus},
+		{method: "POST", path: "/v1/shield/servers", perm: w, idem: idemRequired, body: bodyJSON, tool: gate.ToolRegisterServer, handler: s.handleRegisterServer},
+		{method: "POST", path: "/v1/shield/servers/{id}/status", perm: w, idem: idemRequired, body: bodyJSON, tool: gate.ToolSetServerStatus, handler: s.handleServerStatus},
 
 		{method: "GET", path: "/v1/shield/settings", perm: authz.Read, handler: s.handleSettings},
-		{method: "PUT", path: "/v1/shield/settings/{name}", perm: w, idem: idemRequired, body: bodyJSON, handler: s.handleSetSetting},
-		{method: "DELETE", path: "/v1/shield/settings/{name}", perm: w, idem: idemRequired, handler: s.handleDeleteSetting},
+		{method: "PUT", path: "/v1/shield/settings/{name}", perm: w, idem: idemRequired, body: bodyJSON, tool: gate.ToolChangeSetting, handler: s.handleSetSetting},
+		{method: "DELETE", path: "/v1/shield/settings/{name}", perm: w, idem: idemRequired, tool: gate.ToolChangeSetting, handler: s.handleDeleteSetting},
 
 		{method: "GET", path: "/v1/shield/sampling-policies", perm: authz.Read, handler: s.handleListSampling},
-		{method: "POST", path: "/v1/shield/sampling-policies", perm: w, idem: idemRequired, body: bodyJSON, handler: s.handleCreateSampling},
-		{method: "DELETE", path: "/v1/shield/sampling-policies/{id}", perm: w, idem: idemRequired, handler: s.handleDeleteSampling},
+		{method: "POST", path: "/v1/shield/sampling-policies", perm: w, idem: idemRequired, body: bodyJSON, tool: gate.ToolChangeSampling, handler: s.handleCreateSampling},
+		{method: "DELETE", path: "/v1/shield/sampling-policies/{id}", perm: w, idem: idemRequired, tool: gate.ToolChangeSampling, handler: s.handleDeleteSampling},
 
 		{method: "GET", path: "/v1/shield/ui-integrity-sessions", perm: authz.Read, handler: s.handleListUISessions},
-		{method: "POST", path: "/v1/shield/ui-integrity-sessions", perm: w, idem: idemRequired, body: bodyJSON, handler: s.handleCreateUISession},
-		{method: "DELETE", path: "/v1/shield/ui-integrity-sessions/{id}", perm: w, idem: idemRequired, handler: s.handleRevokeUISession},
+		{method: "POST", path: "/v1/shield/ui-integrity-sessions", perm: w, idem: idemRequired, body: bodyJSON, tool: gate.ToolChangeUISession, handler: s.handleCreateUISession},
+		{method: "DELETE", path: "/v1/shield/ui-integrity-sessions/{id}", perm: w, idem: idemRequired, tool: gate.ToolChangeUISession, handler: s.handleRevokeUISession},
 
 		{method: "GET", path: "/v1/shield/incident-drills", perm: authz.Read, handler: s.handleListDrills},
-		{method: "POST", path: "/v1/shield/incident-drills", perm: w, idem: idemRequired, body: bodyJSON, handler: s.handleRunDrill},
+		{method: "POST", path: "/v1/shield/incident-drills", perm: w, idem: idemRequired, body: bodyJSON, tool: gate.ToolRunDrill, handler: s.handleRunDrill},
 	}
 }
 
