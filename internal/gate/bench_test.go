@@ -22,7 +22,7 @@ import (
 // waits for its own record, as a guarded route does. It reports
 // decisions/s and the p50/p99 latency of one Decide.
 func BenchmarkDecideRecorded(b *testing.B) {
-	for _, par := range []int{1, 16, 64} {
+	for _, par := range []int{1, 16, 64, 256} {
 		b.Run(fmt.Sprintf("parallelism=%d", par), func(b *testing.B) {
 			e := newEnv(b, envOpts{realTime: true})
 			owner := e.tenant("bench")

@@ -89,6 +89,7 @@ func (s *systemTx) PurgeIdempotency(before time.Time) (_ int, err error) {
 type tenantTx struct {
 	ctx    context.Context
 	tx     *sql.Tx
+	hot    *stmtCache // nil: nothing prepared
 	tenant vaultcrux.TenantID
 	err    error // set when tenant is invalid: every method fails with it
 }

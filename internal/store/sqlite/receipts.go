@@ -129,12 +129,14 @@ func (t *tenantTx) LogHead() (_ int64, err error) {
 // logSize is the size of the tenant's log; ok is false when the log has
 // no head row yet, which means size 0.
 func (t *tenantTx) logSize() (size int64, ok bool, err error) {
-	err = t.tx.QueryRowContext(t.ctx, `SELECT size FROM log_heads WHERE tenant_id = ?`, t.tenant).Scan(&size)
+	err = t.hot.queryRow(t.ctx, t.tx, selectLogSize, t.tenant).Scan(&size)
 	if errors.Is(err, sql.ErrNoRows) {
 		return 0, false, nil
 	}
 	return size, err == nil, err
 }
+
+const selectLogSize = `SELECT size FROM log_heads WHERE tenant_id = ?`
 
 const insertReceipt = `INSERT INTO receipts (tenant_id, ` + receiptColumns + `)
 	VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
@@ -179,9 +181,12 @@ func (t *tenantTx) AppendReceipts(recs []*store.ReceiptRecord) (err error) {
 }
 
 func (t *tenantTx) insertReceipts(recs []*store.ReceiptRecord) error {
-	stmt, err := t.tx.PrepareContext(t.ctx, insertReceipt)
-	if err != nil {
-		return err
+	stmt := t.hot.stmt(t.ctx, t.tx, insertReceipt)
+	if stmt == nil {
+		var err error
+		if stmt, err = t.tx.PrepareContext(t.ctx, insertReceipt); err != nil {
+			return err
+		}
 	}
 	defer stmt.Close()
 	for _, r := range recs {
@@ -198,11 +203,12 @@ func (t *tenantTx) insertReceipts(recs []*store.ReceiptRecord) error {
 		}
 	}
 	end := recs[len(recs)-1].LogIndex + 1
-	_, err = t.tx.ExecContext(t.ctx,
-		`INSERT INTO log_heads (tenant_id, size, checkpoint_size) VALUES (?, ?, 0)
-		 ON CONFLICT (tenant_id) DO UPDATE SET size = excluded.size`, t.tenant, end)
+	_, err := t.hot.exec(t.ctx, t.tx, upsertLogHead, t.tenant, end)
 	return err
 }
+
+const upsertLogHead = `INSERT INTO log_heads (tenant_id, size, checkpoint_size) VALUES (?, ?, 0)
+		 ON CONFLICT (tenant_id) DO UPDATE SET size = excluded.size`
 
 // checkReceipts rejects what the schema would reject less clearly: the
 // records come from the receipt code, so a failure is a bug there.

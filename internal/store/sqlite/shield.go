@@ -825,6 +825,12 @@ func validOutcome(o string) bool { return o == "allow" || o == "deny" || o == "a
 // two more statements per decision: the event goes first, so that when
 // it fails nothing is written, and when the decision then fails the event
 // is deleted again (it is this call's own row).
+const (
+	insertOutbox   = `INSERT INTO event_outbox (tenant_id, ` + outboxColumns + `) VALUES (?, ?, ?, ?, ?, NULL)`
+	insertDecision = `INSERT INTO shield_decisions (tenant_id, ` + decisionColumns + `)
+		 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
+)
+
 func (t *tenantTx) RecordDecision(d *store.ShieldDecision, e *store.OutboxEvent) (err error) {
 	defer vaultcrux.Wrap(&err, "sqlite.RecordDecision")
 	if err := t.enter(); err != nil {
@@ -838,8 +844,7 @@ func (t *tenantTx) RecordDecision(d *store.ShieldDecision, e *store.OutboxEvent)
 	case e.DeliveredAt != nil:
 		return errors.New("outbox event recorded delivered")
 	}
-	_, err = t.tx.ExecContext(t.ctx,
-		`INSERT INTO event_outbox (tenant_id, `+outboxColumns+`) VALUES (?, ?, ?, ?, ?, NULL)`,
+	_, err = t.hot.exec(t.ctx, t.tx, insertOutbox,
 		t.tenant, e.ID, e.Kind, notNullBytes(e.Payload), millis(e.CreatedAt))
 	switch {
 	case isUnique(err):
@@ -849,9 +854,7 @@ func (t *tenantTx) RecordDecision(d *store.ShieldDecision, e *store.OutboxEvent)
 	case err != nil:
 		return err
 	}
-	_, err = t.tx.ExecContext(t.ctx,
-		`INSERT INTO shield_decisions (tenant_id, `+decisionColumns+`)
-		 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+	_, err = t.hot.exec(t.ctx, t.tx, insertDecision,
 		t.tenant, d.ID, d.Tool, d.Server, d.Outcome, d.Stage, d.DenialType, d.Mode, d.Verdict,
 		d.Enforced, d.WouldBlock, d.Tainted, d.ManifestHash, d.ArgsHash, d.ApprovalID, d.AgentID, d.Actor,
 		d.ReceiptID, notNullBytes(d.Inputs), millis(d.CreatedAt))

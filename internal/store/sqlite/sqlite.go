@@ -55,7 +55,8 @@ const busyTimeout = 10 * time.Second
 
 // DB is a SQLite store. It implements store.Store.
 type DB struct {
-	db *sql.DB
+	db  *sql.DB
+	hot stmtCache
 }
 
 var _ store.Store = (*DB)(nil)
@@ -95,6 +96,11 @@ func Open(ctx context.Context, path string) (_ *DB, err error) {
 	// key material (a crypto-shred) does not linger in free space; Scrub
 	// then clears it out of the WAL.
 	q.Add("_pragma", "secure_delete(1)")
+	// Savepoint sub-journals and temporary b-trees stay in memory: each
+	// batched write runs in a savepoint (a failure costs that write
+	// alone), and a sub-journal file cost a write syscall per first-touched
+	// page. Durability is the WAL's, which this does not change.
+	q.Add("_pragma", "temp_store(MEMORY)")
 	q.Set("_txlock", "immediate")
 	dsn := (&url.URL{Scheme: "file", Path: abs, RawQuery: q.Encode()}).String()
 
@@ -117,7 +123,10 @@ func Open(ctx context.Context, path string) (_ *DB, err error) {
 func (db *DB) Dialect() string { return "sqlite" }
 
 // Close closes the database.
-func (db *DB) Close() error { return db.db.Close() }
+func (db *DB) Close() error {
+	db.closeHot()
+	return db.db.Close()
+}
 
 // Ping checks that the database file can be read.
 func (db *DB) Ping(ctx context.Context) (err error) {
@@ -151,20 +160,21 @@ func (s *tenantStore) Tx(ctx context.Context, fn func(store.TenantTx) error) err
 		return &vaultcrux.Error{Op: "sqlite.TenantTx", Err: errors.New("invalid tenant id")}
 	}
 	return s.db.tx(ctx, "sqlite.TenantTx", func(tx *sql.Tx) error {
-		return fn(&tenantTx{ctx: ctx, tx: tx, tenant: s.id})
+		return fn(&tenantTx{ctx: ctx, tx: tx, hot: &s.db.hot, tenant: s.id})
 	})
 }
 
 // Batch runs fn in one transaction for work of several tenants.
 func (db *DB) Batch(ctx context.Context, fn func(store.BatchTx) error) error {
 	return db.tx(ctx, "sqlite.Batch", func(tx *sql.Tx) error {
-		return fn(&batchTx{ctx: ctx, tx: tx})
+		return fn(&batchTx{ctx: ctx, tx: tx, hot: &db.hot})
 	})
 }
 
 type batchTx struct {
 	ctx context.Context
 	tx  *sql.Tx
+	hot *stmtCache
 }
 
 func (b *batchTx) System() store.SystemTx { return &systemTx{ctx: b.ctx, tx: b.tx} }
@@ -172,7 +182,7 @@ func (b *batchTx) System() store.SystemTx { return &systemTx{ctx: b.ctx, tx: b.t
 // Tenant cannot return an error: a handle of an invalid id fails each of
 // its methods instead.
 func (b *batchTx) Tenant(id vaultcrux.TenantID) store.TenantTx {
-	t := &tenantTx{ctx: b.ctx, tx: b.tx, tenant: id}
+	t := &tenantTx{ctx: b.ctx, tx: b.tx, hot: b.hot, tenant: id}
 	if !vaultcrux.ValidTenantID(string(id)) {
 		// Callers validate ids at the edge; reaching here is a bug.
 		t.err = errors.New("invalid tenant id")
@@ -183,7 +193,7 @@ func (b *batchTx) Tenant(id vaultcrux.TenantID) store.TenantTx {
 // Savepoint returns the error of fn as it is, once its writes are undone.
 func (b *batchTx) Savepoint(fn func() error) error {
 	const op = "sqlite.Savepoint"
-	if _, err := b.tx.ExecContext(b.ctx, `SAVEPOINT batch_item`); err != nil {
+	if _, err := b.hot.exec(b.ctx, b.tx, savepointItem); err != nil {
 		return &vaultcrux.Error{Op: op, Err: err}
 	}
 	if ferr := fn(); ferr != nil {
@@ -196,11 +206,16 @@ func (b *batchTx) Savepoint(fn func() error) error {
 		}
 		return ferr
 	}
-	if _, err := b.tx.ExecContext(b.ctx, `RELEASE batch_item`); err != nil {
+	if _, err := b.hot.exec(b.ctx, b.tx, releaseItem); err != nil {
 		return &vaultcrux.Error{Op: op, Err: err}
 	}
 	return nil
 }
+
+const (
+	savepointItem = `SAVEPOINT batch_item`
+	releaseItem   = `RELEASE batch_item`
+)
 
 // tx runs fn in a BEGIN IMMEDIATE transaction. The deferred Rollback is a
 // no-op after Commit, and on a panic it runs before the panic continues.
@@ -230,6 +245,11 @@ const createMigrationsTable = `CREATE TABLE IF NOT EXISTS schema_migrations (
 // another: the second one finds the work done.
 func (db *DB) Migrate(ctx context.Context) (err error) {
 	defer vaultcrux.Wrap(&err, "sqlite.Migrate")
+	defer func() {
+		if err == nil {
+			db.prepareHot(ctx)
+		}
+	}()
 	return db.tx(ctx, "sqlite.Migrate", func(tx *sql.Tx) error {
 		if _, err := tx.ExecContext(ctx, createMigrationsTable); err != nil {
 			return err
@@ -269,6 +289,9 @@ func (db *DB) MigrationStatus(ctx context.Context) (applied, latest int, err err
 		return 0, latest, err
 	}
 	err = db.db.QueryRowContext(ctx, `SELECT COALESCE(MAX(version), 0) FROM schema_migrations`).Scan(&applied)
+	if err == nil && applied == latest {
+		db.prepareHot(ctx)
+	}
 	return applied, latest, err
 }
 

@@ -62,10 +62,12 @@ func TestPermissions(t *testing.T) {
 func TestPragmas(t *testing.T) {
 	db := open(t, filepath.Join(t.TempDir(), "vaultcrux.db"))
 	for pragma, want := range map[string]string{
-		"journal_mode": "wal",
-		"foreign_keys": "1",
-		"synchronous":  "2", // FULL
-		"busy_timeout": "10000",
+		"journal_mode":  "wal",
+		"foreign_keys":  "1",
+		"synchronous":   "2", // FULL
+		"busy_timeout":  "10000",
+		"temp_store":    "2", // MEMORY
+		"secure_delete": "1",
 	} {
 		var got string
 		if err := db.db.QueryRowContext(t.Context(), "PRAGMA "+pragma).Scan(&got); err != nil {
@@ -74,6 +76,39 @@ func TestPragmas(t *testing.T) {
 		if got != want {
 			t.Errorf("PRAGMA %s = %q, want %q", pragma, got, want)
 		}
+	}
+}
+
+// TestHotStatements: every statement of the hot paths prepares against
+// the migrated schema (a typo would silently cost the speed), and only
+// once the schema is current.
+func TestHotStatements(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "vaultcrux.db")
+	db := open(t, path)
+	if db.hot.m.Load() != nil {
+		t.Fatal("statements prepared before the schema exists")
+	}
+	if applied, latest, err := db.MigrationStatus(t.Context()); err != nil || applied == latest {
+		t.Fatalf("MigrationStatus = %d, %d, %v on an empty file", applied, latest, err)
+	}
+	if db.hot.m.Load() != nil {
+		t.Fatal("statements prepared against an old schema")
+	}
+	if err := db.Migrate(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	m := db.hot.m.Load()
+	if m == nil || len(*m) != len(hotQueries) {
+		t.Fatalf("after Migrate: %v prepared, want all %d", m, len(hotQueries))
+	}
+	// A second handle on the migrated file prepares when it finds the
+	// schema current.
+	other := open(t, path)
+	if _, _, err := other.MigrationStatus(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	if m := other.hot.m.Load(); m == nil || len(*m) != len(hotQueries) {
+		t.Fatalf("second handle: %v prepared, want all %d", m, len(hotQueries))
 	}
 }
 

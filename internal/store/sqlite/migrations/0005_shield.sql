@@ -168,7 +168,7 @@ CREATE TABLE shield_decisions (
     inputs        BLOB    NOT NULL,
     created_at    INTEGER NOT NULL,
     PRIMARY KEY (tenant_id, decision_id)
-) STRICT;
+) STRICT, WITHOUT ROWID;
 
 CREATE INDEX shield_decisions_agent_window ON shield_decisions (tenant_id, tool, agent_id, created_at);
 CREATE INDEX shield_decisions_tool_window ON shield_decisions (tenant_id, tool, created_at);
@@ -182,7 +182,7 @@ CREATE TABLE event_outbox (
     created_at   INTEGER NOT NULL,
     delivered_at INTEGER,
     PRIMARY KEY (tenant_id, event_id)
-) STRICT;
+) STRICT, WITHOUT ROWID;
 
 CREATE INDEX event_outbox_undelivered ON event_outbox (tenant_id, event_id) WHERE delivered_at IS NULL;
 
