@@ -79,6 +79,11 @@ const (
 type Doc struct {
 	obj   map[string]any
 	class string
+	// built: NewEvent or NewAnswer computed receiptHash from obj, which
+	// nothing changes afterwards (WithSignature copies, and the signature
+	// is outside the hash), so Sign need not compute it again. Parsed
+	// documents are never built.
+	built bool
 }
 
 // Parse parses a receipt document: JSON as ParseJSON accepts it, holding
@@ -404,7 +409,7 @@ func (d *Doc) WithSignature(sig *Signature) *Doc {
 			"signedAt": sig.SignedAt,
 		}
 	}
-	return &Doc{obj: obj, class: d.class}
+	return &Doc{obj: obj, class: d.class, built: d.built}
 }
 
 // Bytes returns the canonical JSON of the whole receipt object: the form
