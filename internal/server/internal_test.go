@@ -47,6 +47,10 @@ func TestCheckRouteRefuses(t *testing.T) {
 		{"public mutation", route{method: "POST", path: "/x", perm: authz.Public, idem: idemRequired, handler: h}},
 		{"GET with body", route{method: "GET", path: "/x", perm: authz.Read, body: bodyJSON, handler: h}},
 		{"odd method", route{method: "TRACE", path: "/x", perm: authz.Read, handler: h}},
+		{"unguarded mutation", route{method: "POST", path: "/v1/things", perm: authz.Ingest, idem: idemRequired, body: bodyJSON, handler: h}},
+		{"unguarded Shield change", route{method: "PUT", path: "/v1/shield/settings/{name}", perm: authz.ShieldWrite, idem: idemRequired, body: bodyJSON, handler: h}},
+		{"tool on the approval flow", route{method: "POST", path: "/v1/shield/approvals/propose", perm: authz.Read, idem: idemRequired, body: bodyJSON, tool: "x", handler: h}},
+		{"tool on a query-style POST", route{method: "POST", path: "/v1/retrieve", perm: authz.Retrieve, idem: idemOptional, body: bodyJSON, tool: "x", handler: h}},
 	}
 	for _, c := range cases {
 		if err := checkRoute(c.rt); err == nil {

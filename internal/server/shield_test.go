@@ -939,6 +939,9 @@ func TestShieldKillSwitch(t *testing.T) {
 	r.Into(t, &ks)
 	wantBlocked(t, e.Do(shieldReq("POST", "/v1/keys", "acme", owner, "", map[string]string{"label": "x"})), "kill_switch_active", "kill_switch")
 	wantOK(t, e.Do(shieldReq("POST", "/v1/keys", "globex", other, "", map[string]string{"label": "x"})), 201)
+	// No agent operates Shield while its tenant is stopped, even to
+	// release the switch; a person (no x-agent-id) can.
+	wantBlocked(t, e.Do(shieldReq("DELETE", "/v1/shield/kill-switches/"+ks.ID, "acme", owner, "ops-bot", nil)), "kill_switch_active", "kill_switch")
 	wantOK(t, e.Do(shieldReq("DELETE", "/v1/shield/kill-switches/"+ks.ID, "acme", owner, "", nil)), 200)
 	wantOK(t, e.Do(shieldReq("POST", "/v1/keys", "acme", owner, "", map[string]string{"label": "x"})), 201)
 
