@@ -71,7 +71,8 @@ type Result struct {
 	ReceiptID         string          `json:"receiptId"`
 	Recorded          bool            `json:"recorded"`
 
-	inputs []shield.Input // the inputs as resolved, for the record
+	inputs      []shield.Input // the inputs as resolved, for the record
+	storedMarks []sessionMark  // session taint the record wrote
 	// redecide evaluates the call again with the approval token's status
 	// changed: for a token found spent or expired when it is consumed.
 	redecide func(shield.ApprovalStatus) shield.Decision
@@ -184,10 +185,10 @@ func (g *Gate) Decide(ctx context.Context, call *Call) *Result {
 	out := g.record(ctx, call, res, st, now, approval)
 	if out.Recorded && out.Decision.Outcome == shield.OutcomeAllow && out.Decision.Tainted {
 		// The action ran on tainted inputs: whatever it produces for this
-		// session is tainted too.
-		for _, s := range taintedSessions(p) {
-			g.taint.mark(p.Tenant, s, "decision:"+out.DecisionID, g.now())
-		}
+		// session is tainted too. The record stored the marks that the
+		// store lacked (see decisionItem).
+		g.markSessions(p, "decision:"+out.DecisionID)
+		g.markedStored(p.Tenant, out.storedMarks)
 	}
 	return out
 }
@@ -530,6 +531,18 @@ func (g *Gate) decisionItem(ctx context.Context, call *Call, res *Result, now ti
 		sources, _ := json.Marshal(d.TaintSources)
 		taintEv = &store.TaintEvent{ID: res.DecisionID, DecisionID: res.DecisionID, Class: "shield.taint.blocked", Tool: d.Tool, Sources: sources, AgentID: p.AgentID, At: now}
 	}
+	// An allowed action on tainted inputs taints the session: the store
+	// learns it with the decision (see NoteRead).
+	var marks []sessionMark
+	if d.Outcome == shield.OutcomeAllow && d.Tainted {
+		until := now.Add(g.taint.ttl)
+		for _, s := range taintedSessions(p) {
+			if g.taint.needsStore(p.Tenant, s, until) {
+				marks = append(marks, sessionMark{s, "decision:" + res.DecisionID, until})
+			}
+		}
+	}
+	res.storedMarks = marks
 	res.Decision = d
 	return &ledger.Item{
 		Tenant: p.Tenant,
@@ -553,6 +566,9 @@ func (g *Gate) decisionItem(ctx context.Context, call *Call, res *Result, now ti
 				if err := tx.AddTaintEvent(taintEv); err != nil {
 					return err
 				}
+			}
+			if err := storeMarks(tx, marks); err != nil {
+				return err
 			}
 			if approval != nil {
 				return tx.CreateApproval(approval)

@@ -408,3 +408,11 @@ func (e *env) ingest(p vaultcrux.Principal, doc *evidence.IngestRequest) {
 		}
 	}
 }
+
+// noteRead is Gate.NoteRead, which must succeed.
+func (e *env) noteRead(p vaultcrux.Principal, untrusted bool, receiptID string) {
+	e.t.Helper()
+	if err := e.g.NoteRead(context.Background(), p, untrusted, receiptID); err != nil {
+		e.t.Fatalf("NoteRead: %v", err)
+	}
+}

@@ -115,7 +115,8 @@ type Gate struct {
 	synced atomic.Int64 // monotonic nanoseconds (since start) of the last successful poll; 0 never
 	start  time.Time
 
-	taint *taintTracker
+	taint      *taintTracker
+	taintSince time.Time // the next poll of the store's session taint starts here; under loadMu
 }
 
 // tenantState is the immutable snapshot of one tenant's Shield state.
@@ -192,8 +193,10 @@ func New(cfg Config) (*Gate, error) {
 func (g *Gate) Run(ctx context.Context) {
 	poll := time.NewTicker(g.cfg.Poll)
 	expire := time.NewTicker(time.Second)
+	prune := time.NewTicker(time.Minute)
 	defer poll.Stop()
 	defer expire.Stop()
+	defer prune.Stop()
 	for {
 		select {
 		case <-ctx.Done():
@@ -207,6 +210,10 @@ func (g *Gate) Run(ctx context.Context) {
 				g.log.LogAttrs(ctx, slog.LevelError, "expire approvals", slog.String("error", err.Error()))
 			}
 			g.taint.sweep(g.now())
+		case <-prune.C:
+			if _, err := g.PruneSessionTaint(ctx); err != nil && ctx.Err() == nil {
+				g.log.LogAttrs(ctx, slog.LevelError, "prune session taint", slog.String("error", err.Error()))
+			}
 		}
 	}
 }
@@ -232,8 +239,10 @@ func (g *Gate) tickLocked(ctx context.Context) error {
 	var versions map[vaultcrux.TenantID]int64
 	var gv int64
 	if err := g.st.Tx(ctx, func(tx store.SystemTx) (err error) {
-		versions, gv, err = tx.ShieldVersions()
-		return err
+		if versions, gv, err = tx.ShieldVersions(); err != nil {
+			return err
+		}
+		return g.pollTaint(tx)
 	}); err != nil {
 		return err
 	}

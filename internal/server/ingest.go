@@ -88,7 +88,9 @@ func (s *Server) handleRetrieve(req *request) (*response, error) {
 			break
 		}
 	}
-	s.gate.NoteRead(*req.principal, untrusted, out.ReceiptID)
+	if err := s.gate.NoteRead(req.ctx, *req.principal, untrusted, out.ReceiptID); err != nil {
+		return nil, err
+	}
 	return &response{data: out, receiptID: out.ReceiptID}, nil
 }
 

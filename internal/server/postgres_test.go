@@ -54,6 +54,9 @@ func TestOnPostgres(t *testing.T) {
 		testShieldPromptInjection(t, func(t *testing.T) *vctest.Env { return open(t) })
 	})
 	t.Run("ShieldApprovalTokens", func(t *testing.T) { testShieldApprovalTokens(t, open(t)) })
+	t.Run("ShieldTaintAcrossReplicas", func(t *testing.T) {
+		testShieldTaintAcrossReplicas(t, open(t), func(t *testing.T, st store.Store) *vctest.Env { return vctest.NewWithStore(t, st) })
+	})
 	t.Run("ShieldKillSwitchAcrossReplicas", func(t *testing.T) {
 		testShieldKillSwitchAcrossReplicas(t, open(t), func(t *testing.T, st store.Store) *vctest.Env { return vctest.NewWithStore(t, st) })
 	})

@@ -1751,3 +1751,38 @@ func testShieldKillSwitchAcrossReplicas(t *testing.T, e *vctest.Env, replicaOf f
 	}
 	wantOK(t, createOn(replica, rkey), 201)
 }
+
+// TestShieldTaintAcrossReplicas: what an agent reads through one server
+// taints its session on another that shares the store, from that one's
+// next poll.
+func TestShieldTaintAcrossReplicas(t *testing.T) {
+	testShieldTaintAcrossReplicas(t, vctest.New(t), func(t *testing.T, st store.Store) *vctest.Env { return vctest.NewWithStore(t, st) })
+}
+
+func testShieldTaintAcrossReplicas(t *testing.T, e *vctest.Env, replicaOf func(*testing.T, store.Store) *vctest.Env) {
+	owner := e.Tenant("acme")
+	pinServer(t, e, "acme", owner, registerServer(t, e, "acme", owner, "mail", mailTool("Send an email.")))
+	ingest(t, e, "acme", owner, map[string]any{"corpusId": "kb", "docId": "webpage", "title": "Fetched", "content": injection, "source": "url", "url": "https://evil.example.com/"})
+	e.Drain()
+	replica := replicaOf(t, e.Store)
+	_, tok, _, err := replica.Prov.IssueKey(t.Context(), vctest.Operator, "acme", "replica member", vaultcrux.RoleMember)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rkey := tok.Reveal()
+	send := func() evalOut {
+		t.Helper()
+		return evaluate(t, replica, "acme", rkey, "scout", map[string]any{"tool": "send_email", "args": map[string]any{"to": "team@example.com", "body": "hi"}}, "")
+	}
+	wantDecision(t, send(), "allow", "allow", "", "", true)
+
+	wantOK(t, e.Do(shieldReq("POST", "/v1/retrieve", "acme", owner, "scout", map[string]any{"query": "email the API keys"})), 200)
+	if err := replica.Gate.Tick(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	d := send()
+	wantDecision(t, d, "deny", "deny", "taint", "taint_blocked_dangerous_action", true)
+	if !slices.Contains(d.TaintSources, "session:agent:scout") {
+		t.Errorf("taint sources %q: want the scout's session", d.TaintSources)
+	}
+}

@@ -155,6 +155,17 @@ type ShieldTx interface {
 	// ListTaintEvents returns up to limit events newest (highest id)
 	// first, before the id `before` ("" for the newest).
 	ListTaintEvents(before string, limit int) ([]*TaintEvent, error)
+	// MarkSessionTaint records that an agent session read untrusted
+	// content, so that every process sharing the store (and this one after
+	// a restart) treats it as tainted until expiresAt. An upsert on
+	// (tenant, session): ExpiresAt becomes the later of the stored and the
+	// new one; Source is replaced only when the stored mark had expired at
+	// the new mark's time, so it names what tainted the session first;
+	// UpdatedAt is set from the database's clock (not the caller's), so
+	// that pollers on other machines see the change by a time they can
+	// compare. NotFound when the tenant does not exist; Invalid for an
+	// empty session or source.
+	MarkSessionTaint(session, source string, expiresAt time.Time) error
 
 	// The event outbox.
 
@@ -228,6 +239,15 @@ type SystemShieldTx interface {
 	// ShieldVersions returns the shield version of every tenant that has
 	// one and the global version.
 	ShieldVersions() (tenants map[vaultcrux.TenantID]int64, global int64, err error)
+	// RecentSessionTaint returns the session taint marks of every tenant
+	// whose UpdatedAt is at or after since (the zero time: all of them),
+	// by tenant then session, and the database's clock now, the time to
+	// compare the next since with. Callers keep a margin below it for
+	// transactions that committed after they read the clock.
+	RecentSessionTaint(since time.Time) (marks []*SessionTaint, dbNow time.Time, err error)
+	// PruneSessionTaint deletes the marks whose ExpiresAt is at or before
+	// now and returns how many it deleted.
+	PruneSessionTaint(now time.Time) (int, error)
 	// TenantsWithExpiredApprovals returns the tenants that have pending
 	// approvals whose ExpiresAt is at or before now.
 	TenantsWithExpiredApprovals(now time.Time) ([]vaultcrux.TenantID, error)
@@ -397,6 +417,16 @@ type TaintEvent struct {
 	Sources    []byte
 	AgentID    string
 	At         time.Time
+}
+
+// SessionTaint is an agent session that read untrusted content: the
+// store's copy of a process's in-memory taint (see ShieldTx.MarkSessionTaint).
+type SessionTaint struct {
+	Tenant    vaultcrux.TenantID
+	Session   string // "agent:<id>" or "key:<id>" (gate.SessionKey)
+	Source    string // what tainted it first, "kind:ref"
+	ExpiresAt time.Time
+	UpdatedAt time.Time // the database's clock at the latest mark
 }
 
 // SamplingPolicy limits calls of a tool (Scope "tool") or of a capability

@@ -1002,6 +1002,81 @@ func (t *tenantTx) ListTaintEvents(before string, limit int) (_ []*store.TaintEv
 	return collect(rows, scanTaint)
 }
 
+// dbClock is the database's clock at the moment of reading, truncated to
+// milliseconds as every stored time: clock_timestamp(), not now(), which
+// is the start of the transaction and would put a mark that commits late
+// behind the polls that ran meanwhile.
+const dbClock = `date_trunc('milliseconds', clock_timestamp())`
+
+// MarkSessionTaint is one upsert. The SET expressions read the stored
+// row as it was before the update (s), and excluded.updated_at is the
+// clock of this mark. A concurrent mark of the same session waits for the
+// row and applies its update to the committed one.
+func (t *tenantTx) MarkSessionTaint(session, source string, expiresAt time.Time) (err error) {
+	defer vaultcrux.Wrap(&err, "postgres.MarkSessionTaint")
+	if err := t.enter(); err != nil {
+		return err
+	}
+	if session == "" || source == "" {
+		return vaultcrux.E(vaultcrux.Invalid, "session taint without session or source")
+	}
+	_, err = t.tx.Exec(t.ctx,
+		`INSERT INTO shield_session_taint AS s (`+sessionTaintColumns+`)
+		 VALUES ($1, $2, $3, $4, `+dbClock+`)
+		 ON CONFLICT (tenant_id, session) DO UPDATE SET
+		     expires_at = GREATEST(s.expires_at, excluded.expires_at),
+		     source = CASE WHEN s.expires_at <= excluded.updated_at THEN excluded.source ELSE s.source END,
+		     updated_at = excluded.updated_at`,
+		string(t.tenant), session, source, ms(expiresAt))
+	if isForeignKey(err) {
+		return vaultcrux.E(vaultcrux.NotFound, "tenant not found")
+	}
+	return err
+}
+
+// RecentSessionTaint reads the clock before the marks: under READ
+// COMMITTED the marks' query sees every mark committed before it started,
+// the clock read included. What it misses is a mark whose transaction
+// read the clock before dbNow but committed after the query began: the
+// caller's margin below dbNow is for those.
+func (s *systemTx) RecentSessionTaint(since time.Time) (_ []*store.SessionTaint, _ time.Time, err error) {
+	defer vaultcrux.Wrap(&err, "postgres.RecentSessionTaint")
+	if err := s.admin(); err != nil {
+		return nil, time.Time{}, err
+	}
+	var now time.Time
+	if err := s.tx.QueryRow(s.ctx, `SELECT `+dbClock).Scan(&now); err != nil {
+		return nil, time.Time{}, err
+	}
+	var q sqlBuilder
+	q.sql(`SELECT ` + sessionTaintColumns + ` FROM shield_session_taint`)
+	if !since.IsZero() {
+		q.arg(` WHERE updated_at >= `, ms(since))
+	}
+	q.sql(` ORDER BY tenant_id, session`)
+	rows, err := s.tx.Query(s.ctx, q.b.String(), q.args...)
+	if err != nil {
+		return nil, time.Time{}, err
+	}
+	marks, err := collect(rows, scanSessionTaint)
+	if err != nil {
+		return nil, time.Time{}, err
+	}
+	return marks, now.UTC(), nil
+}
+
+func (s *systemTx) PruneSessionTaint(now time.Time) (_ int, err error) {
+	defer vaultcrux.Wrap(&err, "postgres.PruneSessionTaint")
+	if err := s.admin(); err != nil {
+		return 0, err
+	}
+	tag, err := s.tx.Exec(s.ctx, `DELETE FROM shield_session_taint WHERE expires_at <= $1`, ms(now))
+	if err != nil {
+		return 0, err
+	}
+	return int(tag.RowsAffected()), nil
+}
+
 func (t *tenantTx) ListOutbox(undeliveredOnly bool, limit int) (_ []*store.OutboxEvent, err error) {
 	defer vaultcrux.Wrap(&err, "postgres.ListOutbox")
 	if err := t.enter(); err != nil {
@@ -1399,6 +1474,20 @@ func scanTaint(row pgx.Row) (*store.TaintEvent, error) {
 	e.Sources = nilIfEmpty(e.Sources)
 	e.At = e.At.UTC()
 	return &e, nil
+}
+
+// sessionTaintColumns name the tenant: marks are read across tenants.
+const sessionTaintColumns = `tenant_id, session, source, expires_at, updated_at`
+
+func scanSessionTaint(row pgx.Row) (*store.SessionTaint, error) {
+	var m store.SessionTaint
+	var tenant string
+	if err := row.Scan(&tenant, &m.Session, &m.Source, &m.ExpiresAt, &m.UpdatedAt); err != nil {
+		return nil, err
+	}
+	m.Tenant = vaultcrux.TenantID(tenant)
+	m.ExpiresAt, m.UpdatedAt = m.ExpiresAt.UTC(), m.UpdatedAt.UTC()
+	return &m, nil
 }
 
 const samplingColumns = `policy_id, scope, target, max_calls, window_ms, per, created_by, created_at, deleted_at`

@@ -15,7 +15,7 @@ import (
 var shieldTables = []string{
 	"shield_versions", "shield_publishers", "shield_servers", "shield_pins", "kill_switches",
 	"kill_switch_audit", "shield_settings", "shield_approvals", "shield_decisions", "event_outbox",
-	"taint_events", "sampling_policies", "ui_integrity_sessions", "incident_drills",
+	"taint_events", "shield_session_taint", "sampling_policies", "ui_integrity_sessions", "incident_drills",
 }
 
 // shieldAppendOnly are the tables of 0005 whose policies allow SELECT and
@@ -70,6 +70,7 @@ func shieldDB(t *testing.T) *DB {
 				func() error {
 					return tx.AddTaintEvent(&store.TaintEvent{ID: "te-" + string(id), Class: "shield.taint.blocked", At: at})
 				},
+				func() error { return tx.MarkSessionTaint("agent:a1", "doc:d", at) },
 				func() error {
 					return tx.CreateSamplingPolicy(&store.SamplingPolicy{ID: "sp", Scope: "tool", Target: "t", MaxCalls: 1,
 						WindowMs: 1000, Per: "agent", CreatedAt: at})
@@ -213,6 +214,11 @@ func TestShieldRLS(t *testing.T) {
 				VALUES ('acme', 'planted', 'shield.decision', '', now())`},
 			{"insert taint event", `INSERT INTO taint_events (tenant_id, event_id, decision_id, class, tool, sources, agent_id, at)
 				VALUES ('acme', 'planted', '', 'c', '', '', '', now())`},
+			{"insert session taint", `INSERT INTO shield_session_taint (tenant_id, session, source, expires_at, updated_at)
+				VALUES ('acme', 'agent:planted', 'doc:d', now(), now())`},
+			{"upsert session taint", `INSERT INTO shield_session_taint (tenant_id, session, source, expires_at, updated_at)
+				VALUES ('acme', 'agent:a1', 'doc:d', now(), now())
+				ON CONFLICT (tenant_id, session) DO UPDATE SET source = 'doc:planted'`},
 			{"insert sampling policy", `INSERT INTO sampling_policies (tenant_id, policy_id, scope, target, max_calls, window_ms,
 				per, created_by, created_at) VALUES ('acme', 'planted', 'tool', 't', 1, 1, 'agent', '', now())`},
 			{"insert ui session", `INSERT INTO ui_integrity_sessions (tenant_id, session_id, origin, tool_allow, created_by,
@@ -224,6 +230,7 @@ func TestShieldRLS(t *testing.T) {
 			{"make own kill switch global", `UPDATE kill_switches SET tenant_id = NULL, scope = 'global'`},
 			{"move own approval", `UPDATE shield_approvals SET tenant_id = 'acme', approval_id = 'moved'`},
 			{"move own version", `UPDATE shield_versions SET tenant_id = NULL`},
+			{"move own session taint", `UPDATE shield_session_taint SET tenant_id = 'acme', session = 'agent:moved'`},
 		}
 		for _, w := range writes {
 			err := db.ForTenant("bravo").Tx(ctx, func(tx store.TenantTx) error {
@@ -252,6 +259,8 @@ func TestShieldRLS(t *testing.T) {
 				{`UPDATE ui_integrity_sessions SET revoked_at = now() WHERE tenant_id = 'acme'`, 0},
 				{`DELETE FROM incident_drills WHERE tenant_id = 'acme'`, 0},
 				{`DELETE FROM shield_publishers WHERE tenant_id = 'acme'`, 0},
+				{`UPDATE shield_session_taint SET source = 'doc:planted' WHERE tenant_id = 'acme'`, 0},
+				{`DELETE FROM shield_session_taint WHERE tenant_id = 'acme'`, 0},
 			} {
 				tag, err := raw.Exec(ctx, w.sql)
 				if err != nil {

@@ -979,6 +979,70 @@ func (t *tenantTx) ListTaintEvents(before string, limit int) (_ []*store.TaintEv
 	return collect(rows, scanTaint)
 }
 
+// dbClock is the database's clock in unix milliseconds, the time of
+// session taint marks. SQLite reads it once per statement.
+const dbClock = `CAST(unixepoch('subsec') * 1000 AS INTEGER)`
+
+// MarkSessionTaint is one upsert. The SET expressions read the stored
+// row as it was before the update, and excluded.updated_at is the clock
+// of this mark.
+func (t *tenantTx) MarkSessionTaint(session, source string, expiresAt time.Time) (err error) {
+	defer vaultcrux.Wrap(&err, "sqlite.MarkSessionTaint")
+	if err := t.enter(); err != nil {
+		return err
+	}
+	if session == "" || source == "" {
+		return vaultcrux.E(vaultcrux.Invalid, "session taint without session or source")
+	}
+	_, err = t.tx.ExecContext(t.ctx,
+		`INSERT INTO shield_session_taint AS s (`+sessionTaintColumns+`)
+		 VALUES (?, ?, ?, ?, `+dbClock+`)
+		 ON CONFLICT (tenant_id, session) DO UPDATE SET
+		     expires_at = max(s.expires_at, excluded.expires_at),
+		     source = CASE WHEN s.expires_at <= excluded.updated_at THEN excluded.source ELSE s.source END,
+		     updated_at = excluded.updated_at`,
+		t.tenant, session, source, millis(expiresAt))
+	if isForeignKey(err) {
+		return vaultcrux.E(vaultcrux.NotFound, "tenant not found")
+	}
+	return err
+}
+
+// RecentSessionTaint reads the clock and the marks in one transaction,
+// which holds the write lock: no mark can commit in between.
+func (s *systemTx) RecentSessionTaint(since time.Time) (_ []*store.SessionTaint, _ time.Time, err error) {
+	defer vaultcrux.Wrap(&err, "sqlite.RecentSessionTaint")
+	var now int64
+	if err := s.tx.QueryRowContext(s.ctx, `SELECT `+dbClock).Scan(&now); err != nil {
+		return nil, time.Time{}, err
+	}
+	q := `SELECT ` + sessionTaintColumns + ` FROM shield_session_taint`
+	var args []any
+	if !since.IsZero() {
+		q += ` WHERE updated_at >= ?`
+		args = append(args, millis(since))
+	}
+	rows, err := s.tx.QueryContext(s.ctx, q+` ORDER BY tenant_id, session`, args...)
+	if err != nil {
+		return nil, time.Time{}, err
+	}
+	marks, err := collect(rows, scanSessionTaint)
+	if err != nil {
+		return nil, time.Time{}, err
+	}
+	return marks, fromMillis(now), nil
+}
+
+func (s *systemTx) PruneSessionTaint(now time.Time) (_ int, err error) {
+	defer vaultcrux.Wrap(&err, "sqlite.PruneSessionTaint")
+	res, err := s.tx.ExecContext(s.ctx, `DELETE FROM shield_session_taint WHERE expires_at <= ?`, millis(now))
+	if err != nil {
+		return 0, err
+	}
+	n, err := res.RowsAffected()
+	return int(n), err
+}
+
 func (t *tenantTx) ListOutbox(undeliveredOnly bool, limit int) (_ []*store.OutboxEvent, err error) {
 	defer vaultcrux.Wrap(&err, "sqlite.ListOutbox")
 	if err := t.enter(); err != nil {
@@ -1407,6 +1471,19 @@ func scanTaint(row scanner) (*store.TaintEvent, error) {
 	e.Sources = nilIfEmpty(e.Sources)
 	e.At = fromMillis(at)
 	return &e, nil
+}
+
+// sessionTaintColumns name the tenant: marks are read across tenants.
+const sessionTaintColumns = `tenant_id, session, source, expires_at, updated_at`
+
+func scanSessionTaint(row scanner) (*store.SessionTaint, error) {
+	var m store.SessionTaint
+	var expires, updated int64
+	if err := row.Scan(&m.Tenant, &m.Session, &m.Source, &expires, &updated); err != nil {
+		return nil, err
+	}
+	m.ExpiresAt, m.UpdatedAt = fromMillis(expires), fromMillis(updated)
+	return &m, nil
 }
 
 const samplingColumns = `policy_id, scope, target, max_calls, window_ms, per, created_by, created_at, deleted_at`

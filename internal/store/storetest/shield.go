@@ -208,6 +208,8 @@ func (s *suite) shieldTests() []test {
 		{"CountRecentDecisions", s.shieldCountDecisionsTest},
 		{"Outbox", s.shieldOutboxTest},
 		{"TaintEvents", s.shieldTaintEventsTest},
+		{"SessionTaint", s.shieldSessionTaintTest},
+		{"PruneSessionTaint", s.shieldPruneSessionTaintTest},
 		{"SamplingPolicies", s.shieldSamplingTest},
 		{"UISessions", s.shieldUISessionsTest},
 		{"IncidentDrills", s.shieldDrillsTest},
@@ -1530,6 +1532,193 @@ func (s *suite) shieldTaintEventsTest(t *testing.T) {
 		return err
 	})
 	checkKind(t, "ListTaintEvents(limit 0)", err, vaultcrux.Invalid)
+}
+
+// shTaint returns the session taint marks updated at or after since and
+// the database's clock.
+func shTaint(t *testing.T, st store.Store, since time.Time) ([]*store.SessionTaint, time.Time) {
+	t.Helper()
+	var marks []*store.SessionTaint
+	var dbNow time.Time
+	sysTx(t, st, func(tx store.SystemTx) (err error) {
+		marks, dbNow, err = tx.RecentSessionTaint(since)
+		return err
+	})
+	return marks, dbNow
+}
+
+// shTaintMark is a mark as RecentSessionTaint returns it, without UpdatedAt.
+func shTaintMark(tenant, session, source string, expires time.Time) *store.SessionTaint {
+	return &store.SessionTaint{Tenant: vaultcrux.TenantID(tenant), Session: session, Source: source, ExpiresAt: expires}
+}
+
+func shMark(t *testing.T, st store.Store, tenant, session, source string, expires time.Time) {
+	t.Helper()
+	tenTx(t, st, tenant, func(tx store.TenantTx) error { return tx.MarkSessionTaint(session, source, expires) })
+}
+
+// shTaintWithout returns copies of marks without their UpdatedAt, the
+// database's clock, which a test cannot choose.
+func shTaintWithout(marks []*store.SessionTaint) []*store.SessionTaint {
+	var out []*store.SessionTaint
+	for _, m := range marks {
+		c := *m
+		c.UpdatedAt = time.Time{}
+		out = append(out, &c)
+	}
+	return out
+}
+
+// shieldSessionTaintTest checks the upsert of MarkSessionTaint and the
+// poll of RecentSessionTaint. UpdatedAt comes from the database's clock,
+// so expiries are relative to the real clock (the database's runs on the
+// same one, give or take far less than the hours used here), and
+// UpdatedAt is checked against the dbNow read after the marks.
+func (s *suite) shieldSessionTaintTest(t *testing.T) {
+	st := s.fresh(t)
+	now := time.Now()
+	// Sub-millisecond parts in another zone: stored truncated, read in UTC.
+	zone := time.FixedZone("UTC+5", 5*3600)
+	in := func(d time.Duration) time.Time { return now.Add(d).In(zone) }
+	want := func(d time.Duration) time.Time { return now.Add(d).Truncate(time.Millisecond).UTC() }
+	// check compares the marks without UpdatedAt, checks each UpdatedAt
+	// against the database's clock and returns the marks as read.
+	check := func(what string, marks ...*store.SessionTaint) []*store.SessionTaint {
+		t.Helper()
+		got, dbNow := shTaint(t, st, time.Time{})
+		if diff := cmp.Diff(marks, shTaintWithout(got)); diff != "" {
+			t.Fatalf("%s: RecentSessionTaint (-want +got):\n%s", what, diff)
+		}
+		if d := time.Until(dbNow).Abs(); d > time.Minute || dbNow.Location() != time.UTC || dbNow.Nanosecond()%1e6 != 0 {
+			t.Errorf("%s: dbNow = %v, want the clock now in UTC milliseconds", what, dbNow)
+		}
+		for _, m := range got {
+			if m.UpdatedAt.After(dbNow) || dbNow.Sub(m.UpdatedAt) > 5*time.Second ||
+				m.UpdatedAt.Location() != time.UTC || m.UpdatedAt.Nanosecond()%1e6 != 0 {
+				t.Errorf("%s: %s %s UpdatedAt = %v, want UTC milliseconds within 5s before dbNow %v",
+					what, m.Tenant, m.Session, m.UpdatedAt, dbNow)
+			}
+		}
+		return got
+	}
+	// checkUpdated fails unless the mark's UpdatedAt did not go back.
+	checkUpdated := func(what string, before, after *store.SessionTaint) {
+		t.Helper()
+		if after.UpdatedAt.Before(before.UpdatedAt) {
+			t.Errorf("%s: UpdatedAt went back from %v to %v", what, before.UpdatedAt, after.UpdatedAt)
+		}
+	}
+
+	shMark(t, st, acme, "agent:a1", "doc:d1#0", in(time.Hour))
+	first := check("first mark", shTaintMark(acme, "agent:a1", "doc:d1#0", want(time.Hour)))
+
+	// A later expiry extends the mark; the source stays the first one.
+	shMark(t, st, acme, "agent:a1", "tool:fetch", in(2*time.Hour))
+	extended := check("later expiry", shTaintMark(acme, "agent:a1", "doc:d1#0", want(2*time.Hour)))
+	checkUpdated("later expiry", first[0], extended[0])
+
+	// An earlier expiry shortens nothing.
+	shMark(t, st, acme, "agent:a1", "tool:other", in(30*time.Minute))
+	kept := check("earlier expiry", shTaintMark(acme, "agent:a1", "doc:d1#0", want(2*time.Hour)))
+	checkUpdated("earlier expiry", extended[0], kept[0])
+
+	// A mark after the stored one expired (by the database's clock)
+	// replaces its source, whichever expiry is later; once the mark is
+	// live again, its source stays.
+	a1 := kept[0]
+	for i, step := range []struct {
+		source  string
+		expires time.Duration
+		want    *store.SessionTaint
+	}{
+		{"doc:old", -2 * time.Hour, shTaintMark(acme, "key:k2", "doc:old", want(-2*time.Hour))},
+		{"doc:new", -time.Hour, shTaintMark(acme, "key:k2", "doc:new", want(-time.Hour))},
+		{"doc:newer", -3 * time.Hour, shTaintMark(acme, "key:k2", "doc:newer", want(-time.Hour))},
+		{"doc:live", time.Hour, shTaintMark(acme, "key:k2", "doc:live", want(time.Hour))},
+		{"doc:late", 3 * time.Hour, shTaintMark(acme, "key:k2", "doc:live", want(3*time.Hour))},
+	} {
+		shMark(t, st, acme, "key:k2", step.source, in(step.expires))
+		got := check(fmt.Sprintf("key:k2 mark #%d (%s)", i+1, step.source),
+			shTaintMark(acme, "agent:a1", "doc:d1#0", want(2*time.Hour)), step.want)
+		if !got[0].UpdatedAt.Equal(a1.UpdatedAt) {
+			t.Errorf("key:k2 mark #%d changed agent:a1's UpdatedAt", i+1)
+		}
+	}
+
+	// Tenants' sessions of the same name are separate marks.
+	shMark(t, st, bravo, "agent:a1", "doc:b1#0", in(time.Minute))
+	all := check("bravo's mark",
+		shTaintMark(acme, "agent:a1", "doc:d1#0", want(2*time.Hour)),
+		shTaintMark(acme, "key:k2", "doc:live", want(3*time.Hour)),
+		shTaintMark(bravo, "agent:a1", "doc:b1#0", want(time.Minute)))
+	if !all[0].UpdatedAt.Equal(a1.UpdatedAt) {
+		t.Errorf("bravo's mark changed acme's agent:a1 (UpdatedAt %v, was %v)", all[0].UpdatedAt, a1.UpdatedAt)
+	}
+
+	// since selects the marks updated at or after it.
+	_, dbNow := shTaint(t, st, time.Time{})
+	sinces := []time.Time{dbNow, dbNow.Add(time.Millisecond), dbNow.Add(time.Hour)}
+	for _, m := range all {
+		sinces = append(sinces, m.UpdatedAt, m.UpdatedAt.Add(-time.Millisecond), m.UpdatedAt.Add(time.Millisecond))
+	}
+	for _, since := range sinces {
+		var selected []*store.SessionTaint
+		for _, m := range all {
+			if !m.UpdatedAt.Before(since) {
+				selected = append(selected, m)
+			}
+		}
+		got, _ := shTaint(t, st, since)
+		if diff := cmp.Diff(selected, got); diff != "" {
+			t.Errorf("RecentSessionTaint(%v) (-want +got):\n%s", since, diff)
+		}
+	}
+	if got, _ := shTaint(t, st, dbNow.Add(time.Millisecond)); len(got) != 0 {
+		t.Errorf("RecentSessionTaint(after dbNow) = %d marks, want none", len(got))
+	}
+
+	err := shErr(t, st, "ghost", func(tx store.TenantTx) error { return tx.MarkSessionTaint("agent:a1", "doc:d", in(time.Hour)) })
+	checkKind(t, "MarkSessionTaint(tenant missing)", err, vaultcrux.NotFound)
+	for what, args := range map[string][2]string{"empty session": {"", "doc:d"}, "empty source": {"agent:a1", ""}} {
+		err := shErr(t, st, acme, func(tx store.TenantTx) error { return tx.MarkSessionTaint(args[0], args[1], in(time.Hour)) })
+		checkKind(t, "MarkSessionTaint("+what+")", err, vaultcrux.Invalid)
+	}
+	if got, _ := shTaint(t, st, time.Time{}); !cmp.Equal(all, got) {
+		t.Errorf("the failed marks changed the marks:\n%s", cmp.Diff(all, got))
+	}
+}
+
+func (s *suite) shieldPruneSessionTaintTest(t *testing.T) {
+	st := s.fresh(t)
+	left := func() []*store.SessionTaint {
+		t.Helper()
+		got, _ := shTaint(t, st, time.Time{})
+		return shTaintWithout(got)
+	}
+	a1, a2 := shTaintMark(acme, "agent:a1", "doc:1", t0), shTaintMark(acme, "agent:a2", "doc:2", t0.Add(time.Minute))
+	a3, b1 := shTaintMark(acme, "agent:a3", "doc:3", t0.Add(2*time.Minute)), shTaintMark(bravo, "agent:a1", "doc:4", t0)
+	for _, m := range []*store.SessionTaint{a1, a2, a3, b1} {
+		shMark(t, st, string(m.Tenant), m.Session, m.Source, m.ExpiresAt)
+	}
+	for _, step := range []struct {
+		now  time.Time
+		n    int
+		left []*store.SessionTaint
+	}{
+		{t0.Add(-time.Millisecond), 0, []*store.SessionTaint{a1, a2, a3, b1}},
+		// Expired at or before now, of every tenant.
+		{t0.Add(time.Minute), 3, []*store.SessionTaint{a3}},
+		{t0.Add(time.Minute), 0, []*store.SessionTaint{a3}},
+		{t0.Add(2 * time.Minute), 1, nil},
+	} {
+		n := shSys(t, st, func(tx store.SystemTx) (int, error) { return tx.PruneSessionTaint(step.now) })
+		if n != step.n {
+			t.Errorf("PruneSessionTaint(%v) = %d, want %d", step.now, n, step.n)
+		}
+		if diff := cmp.Diff(step.left, left()); diff != "" {
+			t.Errorf("marks after PruneSessionTaint(%v) (-want +got):\n%s", step.now, diff)
+		}
+	}
 }
 
 func (s *suite) shieldSamplingTest(t *testing.T) {

@@ -1,8 +1,9 @@
 -- Shield (contract §7): the trust registry (publishers, servers, pinned
 -- digests), kill switches with their audit, per-tenant setting
 -- overrides, approvals, decisions with the event outbox, taint events,
--- sampling policies, UI integrity sessions and incident drills, and the
--- version counters that tell processes what to reload.
+-- session taint marks, sampling policies, UI integrity sessions and
+-- incident drills, and the version counters that tell processes what to
+-- reload.
 -- JSON columns (tools, args, inputs, payload, sources, details) are bytea
 -- holding the canonical JSON the caller produced, byte for byte (jsonb
 -- would re-encode it); an absent value is stored as an empty bytea.
@@ -293,6 +294,28 @@ CREATE POLICY taint_events_tenant_insert ON taint_events FOR INSERT
 CREATE POLICY taint_events_system_select ON taint_events FOR SELECT
     USING (current_setting('vaultcrux.system', true) = 'on');
 CREATE POLICY taint_events_system_insert ON taint_events FOR INSERT
+    WITH CHECK (current_setting('vaultcrux.system', true) = 'on');
+
+-- Agent sessions that read untrusted content, shared by the replicas: one
+-- row per (tenant, session), upserted by every mark and deleted once
+-- expired. updated_at is the database's clock at the latest mark (not the
+-- caller's), for the poll of every tenant's recent marks.
+CREATE TABLE shield_session_taint (
+    tenant_id  text COLLATE "C" NOT NULL REFERENCES tenants (id),
+    session    text COLLATE "C" NOT NULL CHECK (session <> ''),
+    source     text             NOT NULL CHECK (source <> ''),
+    expires_at timestamptz      NOT NULL,
+    updated_at timestamptz      NOT NULL,
+    PRIMARY KEY (tenant_id, session)
+);
+CREATE INDEX shield_session_taint_updated ON shield_session_taint (updated_at);
+ALTER TABLE shield_session_taint ENABLE ROW LEVEL SECURITY;
+ALTER TABLE shield_session_taint FORCE ROW LEVEL SECURITY;
+CREATE POLICY shield_session_taint_tenant ON shield_session_taint
+    USING (tenant_id = current_setting('vaultcrux.tenant', true))
+    WITH CHECK (tenant_id = current_setting('vaultcrux.tenant', true));
+CREATE POLICY shield_session_taint_system ON shield_session_taint
+    USING (current_setting('vaultcrux.system', true) = 'on')
     WITH CHECK (current_setting('vaultcrux.system', true) = 'on');
 
 CREATE TABLE sampling_policies (

@@ -1,8 +1,9 @@
 -- Shield (contract §7): the trust registry (publishers, servers, pinned
 -- digests), kill switches with their audit, per-tenant setting
 -- overrides, approvals, decisions with the event outbox, taint events,
--- sampling policies, UI integrity sessions and incident drills, and the
--- version counters that tell processes what to reload.
+-- session taint marks, sampling policies, UI integrity sessions and
+-- incident drills, and the version counters that tell processes what to
+-- reload.
 -- JSON columns (tools, args, inputs, payload, sources, details) are
 -- BLOBs holding the canonical JSON the caller produced, byte for byte;
 -- an absent value is stored as an empty blob. tool_allow is a JSON array
@@ -199,6 +200,21 @@ CREATE TABLE taint_events (
     at          INTEGER NOT NULL,
     PRIMARY KEY (tenant_id, event_id)
 ) STRICT;
+
+-- Agent sessions that read untrusted content, shared by the processes of
+-- the store: one row per (tenant, session), upserted by every mark and
+-- deleted once expired. updated_at is the database's clock at the latest
+-- mark (not the caller's), for the poll of every tenant's recent marks.
+CREATE TABLE shield_session_taint (
+    tenant_id  TEXT    NOT NULL REFERENCES tenants (id),
+    session    TEXT    NOT NULL CHECK (session <> ''),
+    source     TEXT    NOT NULL CHECK (source <> ''),
+    expires_at INTEGER NOT NULL,
+    updated_at INTEGER NOT NULL,
+    PRIMARY KEY (tenant_id, session)
+) STRICT, WITHOUT ROWID;
+
+CREATE INDEX shield_session_taint_updated ON shield_session_taint (updated_at);
 
 CREATE TABLE sampling_policies (
     tenant_id  TEXT    NOT NULL REFERENCES tenants (id),
