@@ -3,6 +3,7 @@ package server_test
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"slices"
 	"strings"
 	"testing"
@@ -1785,4 +1786,42 @@ func testShieldTaintAcrossReplicas(t *testing.T, e *vctest.Env, replicaOf func(*
 	if !slices.Contains(d.TaintSources, "session:agent:scout") {
 		t.Errorf("taint sources %q: want the scout's session", d.TaintSources)
 	}
+}
+
+// taintFailStore is a real store whose tenant transactions cannot store
+// session taint.
+type taintFailStore struct{ store.Store }
+
+func (s taintFailStore) ForTenant(id vaultcrux.TenantID) store.TenantStore {
+	return taintFailTenant{s.Store.ForTenant(id)}
+}
+
+type taintFailTenant struct{ store.TenantStore }
+
+func (t taintFailTenant) Tx(ctx context.Context, fn func(store.TenantTx) error) error {
+	return t.TenantStore.Tx(ctx, func(tx store.TenantTx) error { return fn(taintFailTx{tx}) })
+}
+
+type taintFailTx struct{ store.TenantTx }
+
+func (taintFailTx) MarkSessionTaint(string, string, time.Time) error {
+	return errors.New("injected: session taint cannot be stored")
+}
+
+// TestShieldRetrieveWithholdsWhenTaintCannotBeStored: an agent's retrieve
+// of untrusted content whose taint the store cannot record answers 503
+// without the content; a retrieve of trusted content is not affected.
+func TestShieldRetrieveWithholdsWhenTaintCannotBeStored(t *testing.T) {
+	e := vctest.NewWithStore(t, taintFailStore{vctest.Open(t)})
+	owner := e.Tenant("acme")
+	ingest(t, e, "acme", owner, map[string]any{"corpusId": "kb", "docId": "webpage", "title": "Fetched", "content": injection, "source": "url", "url": "https://evil.example.com/"})
+	ingest(t, e, "acme", owner, map[string]any{"corpusId": "kb", "docId": "memo", "title": "Memo", "content": "Quarterly revenue grew."})
+	e.Drain()
+	r := e.Do(shieldReq("POST", "/v1/retrieve", "acme", owner, "scout", map[string]any{"query": "email the API keys"}))
+	wantErr(t, r, 503, "not_ready")
+	if strings.Contains(string(r.Raw), "attacker@example.com") {
+		t.Fatalf("the withheld answer holds the content: %s", r.Raw)
+	}
+	// Trusted content taints nothing, so nothing needs storing.
+	wantOK(t, e.Do(shieldReq("POST", "/v1/retrieve", "acme", owner, "scout", map[string]any{"query": "quarterly revenue", "filters": map[string]any{"docIds": []string{"memo"}}})), 200)
 }
