@@ -2,7 +2,6 @@ package gate_test
 
 import (
 	"context"
-	"path/filepath"
 	"testing"
 	"time"
 
@@ -11,6 +10,7 @@ import (
 	"github.com/vaultcrux/vaultcrux/internal/ledger"
 	"github.com/vaultcrux/vaultcrux/internal/shield"
 	"github.com/vaultcrux/vaultcrux/internal/store"
+	"github.com/vaultcrux/vaultcrux/internal/vctest"
 )
 
 // wantPolicyError checks a fail-closed deny.
@@ -28,7 +28,7 @@ func wantPolicyError(t *testing.T, what string, r *gate.Result, recorded bool) {
 
 func TestFailClosedStoreError(t *testing.T) {
 	ctx := context.Background()
-	flaky := &flakyStore{Store: openSQLite(t, filepath.Join(t.TempDir(), "vaultcrux.db"))}
+	flaky := &flakyStore{Store: vctest.Open(t)}
 	e := newEnv(t, envOpts{st: flaky})
 	owner := e.tenant("acme")
 	query := func() *gate.Call { return call(owner, gate.ToolQueryVault, `{"query":"x"}`) }

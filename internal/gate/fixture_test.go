@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"path/filepath"
 	"slices"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -24,31 +23,16 @@ import (
 	"github.com/vaultcrux/vaultcrux/internal/shield"
 	"github.com/vaultcrux/vaultcrux/internal/store"
 	"github.com/vaultcrux/vaultcrux/internal/store/postgres/pgtest"
-	"github.com/vaultcrux/vaultcrux/internal/store/sqlite"
 	"github.com/vaultcrux/vaultcrux/internal/tenancy"
+	"github.com/vaultcrux/vaultcrux/internal/vctest"
 )
 
 func TestMain(m *testing.M) { pgtest.Main(m) }
 
-// clock is a settable test clock.
-type clock struct {
-	mu sync.Mutex
-	t  time.Time
-}
+// clock is the settable test clock of the server tests.
+type clock = vctest.Clock
 
-func newClock() *clock { return &clock{t: time.Date(2026, 12, 1, 9, 0, 0, 0, time.UTC)} }
-
-func (c *clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *clock) Advance(d time.Duration) {
-	c.mu.Lock()
-	c.t = c.t.Add(d)
-	c.mu.Unlock()
-}
+var newClock = vctest.NewClock
 
 // switchKeys is the process's signing keys with a switch that takes the
 // signer down, as an unreachable secrets agent would.
@@ -142,25 +126,11 @@ type envOpts struct {
 	gate     func(*gate.Config)
 }
 
-// openSQLite opens (and migrates) the SQLite file at path.
-func openSQLite(t testing.TB, path string) store.Store {
-	t.Helper()
-	st, err := sqlite.Open(context.Background(), path)
-	if err != nil {
-		t.Fatalf("open sqlite: %v", err)
-	}
-	if err := st.Migrate(context.Background()); err != nil {
-		t.Fatalf("migrate: %v", err)
-	}
-	t.Cleanup(func() { st.Close() })
-	return st
-}
-
 func newEnv(t testing.TB, o envOpts) *env {
 	t.Helper()
 	ctx := context.Background()
 	if o.st == nil {
-		o.st = openSQLite(t, filepath.Join(t.TempDir(), "vaultcrux.db"))
+		o.st = vctest.Open(t)
 	}
 	if o.shared == nil {
 		o.shared = newShared(t)

@@ -12,6 +12,7 @@ import (
 	"github.com/vaultcrux/vaultcrux/internal/store"
 	"github.com/vaultcrux/vaultcrux/internal/store/postgres"
 	"github.com/vaultcrux/vaultcrux/internal/store/postgres/pgtest"
+	"github.com/vaultcrux/vaultcrux/internal/vctest"
 )
 
 // twoProcesses returns two vaultcrux processes sharing one database:
@@ -24,7 +25,7 @@ func twoProcesses(t *testing.T, backend string) (a, b *env) {
 	switch backend {
 	case "sqlite":
 		path := filepath.Join(t.TempDir(), "shared.db")
-		open = func() store.Store { return openSQLite(t, path) }
+		open = func() store.Store { return vctest.OpenAt(t, path) }
 	case "postgres":
 		dsn := pgtest.DSN(t) // skips, loudly, without PostgreSQL
 		open = func() store.Store {

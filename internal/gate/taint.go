@@ -89,18 +89,7 @@ func (t *taintTracker) mark(tenant vaultcrux.TenantID, session, source string, n
 	if session == "" {
 		return time.Time{}, "", false
 	}
-	until = now.Add(t.ttl)
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	k := taintKey{tenant, session}
-	m, ok := t.m[k]
-	if !ok || now.After(m.until) {
-		m.source = source
-	}
-	if until.After(m.until) {
-		m.until = until
-	}
-	t.m[k] = m
+	m := t.put(taintKey{tenant, session}, source, now.Add(t.ttl), now, false)
 	return m.until, m.source, m.stored.Add(taintRefresh).Before(m.until)
 }
 
@@ -109,9 +98,14 @@ func (t *taintTracker) merge(tenant vaultcrux.TenantID, session, source string, 
 	if session == "" || !until.After(now) {
 		return
 	}
+	t.put(taintKey{tenant, session}, source, until, now, true)
+}
+
+// put extends k's mark to until (a mark that had ended at now starts
+// anew, with source), noting that the store holds it when stored.
+func (t *taintTracker) put(k taintKey, source string, until, now time.Time, stored bool) taintMark {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	k := taintKey{tenant, session}
 	m, ok := t.m[k]
 	if !ok || now.After(m.until) {
 		m.source = source
@@ -119,10 +113,11 @@ func (t *taintTracker) merge(tenant vaultcrux.TenantID, session, source string, 
 	if until.After(m.until) {
 		m.until = until
 	}
-	if until.After(m.stored) {
+	if stored && until.After(m.stored) {
 		m.stored = until
 	}
 	t.m[k] = m
+	return m
 }
 
 // needsStore reports whether a mark of session until until must be

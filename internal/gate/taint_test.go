@@ -3,7 +3,6 @@ package gate_test
 import (
 	"context"
 	"encoding/json"
-	"path/filepath"
 	"slices"
 	"testing"
 	"time"
@@ -13,6 +12,7 @@ import (
 	"github.com/vaultcrux/vaultcrux/internal/gate"
 	"github.com/vaultcrux/vaultcrux/internal/shield"
 	"github.com/vaultcrux/vaultcrux/internal/store"
+	"github.com/vaultcrux/vaultcrux/internal/vctest"
 )
 
 // taintEvents returns the tenant's taint events.
@@ -431,7 +431,7 @@ func TestSessionTaintIsShared(t *testing.T) {
 // tainted. A session's stored mark is rewritten at most once a minute.
 func TestSessionTaintStoreFailure(t *testing.T) {
 	ctx := context.Background()
-	fs := &flakyStore{Store: openSQLite(t, filepath.Join(t.TempDir(), "vaultcrux.db"))}
+	fs := &flakyStore{Store: vctest.Open(t)}
 	e := newEnv(t, envOpts{st: fs})
 	owner := e.tenant("acme")
 	agent := asAgent(owner, "agent-1")

@@ -91,7 +91,14 @@ type Option func(*Setup)
 // Open opens a fresh SQLite store in t.TempDir().
 func Open(t testing.TB) store.Store {
 	t.Helper()
-	st, err := sqlite.Open(context.Background(), filepath.Join(t.TempDir(), "vaultcrux.db"))
+	return OpenAt(t, filepath.Join(t.TempDir(), "vaultcrux.db"))
+}
+
+// OpenAt opens (and migrates) the SQLite file at path, closed when the
+// test ends: several opens of one path stand for processes sharing it.
+func OpenAt(t testing.TB, path string) store.Store {
+	t.Helper()
+	st, err := sqlite.Open(context.Background(), path)
 	if err != nil {
 		t.Fatalf("open sqlite: %v", err)
 	}
